@@ -1,0 +1,533 @@
+"""The ``adieu`` command. Each command turns flags into one call on ``Adieu``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from adieu import __version__, bulk, keys
+from adieu.addresses import canonical
+from adieu.errors import AdieuError
+from adieu.i18n import _
+from adieu.ledger import Channel, ContactStatus, Reason
+from adieu.ledger.database import describe, upgrade
+from adieu.service import Adieu
+from adieu.settings import Settings
+from adieu.tokens import ALL
+
+DEMO_ADDRESS = "demo@example.com"
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+class AdieuGroup(click.Group):
+    """Maps Adieu's errors to one clear sentence and an exit status, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AdieuError as exc:
+            err.print(f"[bold red]{_('Error')}:[/] {exc}", markup=True, highlight=False)
+            ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # `adieu export | head`
+            sys.stderr.close()
+            ctx.exit(0)
+
+
+@click.group(cls=AdieuGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="adieu")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Adieu: make leaving a mailing list easy, respectful and final."""
+    ctx.obj = _Lazy()
+    ctx.call_on_close(ctx.obj.close)
+
+
+class _Lazy:
+    """Builds ``Adieu`` on first use, so ``--help`` needs no database."""
+
+    _app: Adieu | None = None
+
+    @property
+    def app(self) -> Adieu:
+        if self._app is None:
+            self._app = Adieu(Settings())
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+pass_app = click.make_pass_decorator(_Lazy)
+
+
+@contextmanager
+def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    columns = (label, BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+@contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    """stdout, or a file that appears only when complete (no partial writes)."""
+    if path is None or str(path) == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    directory = path.resolve().parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as exc:
+        raise click.FileError(str(path), hint=exc.strerror) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+# -- serve --------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help=_("Interface to listen on."))
+@click.option("--port", default=8000, show_default=True, type=int, help=_("Port to listen on."))
+@pass_app
+def serve(lazy: _Lazy, host: str, port: int) -> None:
+    """Run the web service (landing page, one-click, preferences)."""
+    import uvicorn
+
+    from adieu.web.app import create_app
+
+    app = lazy.app
+    if "base_url" not in app.settings.model_fields_set:
+        # Links point at this server unless ADIEU_BASE_URL names a public origin.
+        app.settings = app.settings.model_copy(update={"base_url": f"http://{host}:{port}"})
+    link = app.link(DEMO_ADDRESS)  # creates the data dir, keys and database on first start
+    where = describe(app.settings.sqlalchemy_url)["url"]
+    click.echo(_("Adieu is running at http://{host}:{port}/").format(host=host, port=port))
+    click.echo(_("Ledger: {where}").format(where=where))
+    click.echo(
+        _("Try the flow with a sample unsubscribe link for {address}:").format(address=DEMO_ADDRESS)
+    )
+    click.echo(f"  {link.url}")
+    uvicorn.run(create_app(app), host=host, port=port, log_level="warning", access_log=False)
+
+
+# -- topics -------------------------------------------------------------------
+
+
+@main.group()
+def topic() -> None:
+    """Manage topics (what people can choose to receive)."""
+
+
+@topic.command("add")
+@click.argument("key")
+@click.option("--name", required=True, help=_("Name shown to subscribers."))
+@click.option("--description", default="", help=_("One sentence shown under the name."))
+@click.option(
+    "--opt-in/--opt-out",
+    "default_opt_in",
+    default=True,
+    show_default=True,
+    help=_("Whether people receive it until they say otherwise (--opt-out: only after they ask)."),
+)
+@pass_app
+def topic_add(lazy: _Lazy, key: str, name: str, description: str, default_opt_in: bool) -> None:
+    """Add a topic."""
+    created = lazy.app.ledger.add_topic(key, name, description, default_opt_in)
+    click.echo(_("Added topic {key}.").format(key=created.key))
+
+
+@topic.command("list")
+@click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
+@pass_app
+def topic_list(lazy: _Lazy, as_json: bool) -> None:
+    """List the topics."""
+    topics = lazy.app.ledger.topics()
+    if as_json:
+        click.echo(json.dumps([_topic_json(t) for t in topics]))
+        return
+    if not topics:
+        click.echo(_("No topics yet. Add one with: adieu topic add KEY --name NAME"))
+        return
+    table = Table(_("key"), _("name"), _("default"), _("description"))
+    for t in topics:
+        table.add_row(
+            t.key, t.name, _("opt-in") if t.default_opt_in else _("opt-out"), t.description
+        )
+    out.print(table)
+
+
+def _topic_json(t: Any) -> dict[str, Any]:
+    return {
+        "key": t.key,
+        "name": t.name,
+        "description": t.description,
+        "default_opt_in": t.default_opt_in,
+    }
+
+
+# -- links --------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("address")
+@click.option("--topic", default=None, help=_("Leave only this topic (default: all marketing)."))
+@click.option("--campaign", default=None, help=_("Campaign id carried in the link."))
+@click.option("--locale", default=None, help=_("Language of the pages, e.g. sv or pt-BR."))
+@click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
+@pass_app
+def link(
+    lazy: _Lazy,
+    address: str,
+    topic: str | None,
+    campaign: str | None,
+    locale: str | None,
+    as_json: bool,
+) -> None:
+    """Print an unsubscribe link and its List-Unsubscribe headers."""
+    made = lazy.app.link(address, topic=topic, campaign=campaign, locale=locale)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"url": made.url, "preferences_url": made.preferences_url, "headers": made.headers}
+            )
+        )
+        return
+    click.echo(made.url)
+    for name, value in made.headers.items():
+        click.echo(f"{name}: {value}")
+
+
+# -- consent ------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("address")
+@click.option("--topic", default=None, help=_("Only this topic (default: all marketing)."))
+@click.option("--reason", default=None, help=_("A note kept with the event."))
+@pass_app
+def unsubscribe(lazy: _Lazy, address: str, topic: str | None, reason: str | None) -> None:
+    """Unsubscribe an address (from all marketing, or one topic)."""
+    outcome = lazy.app.ledger.unsubscribe(address, topic, channel=Channel.CLI, reason=reason)
+    scope = outcome.scope
+    if outcome.changed:
+        click.echo(_("Unsubscribed from {scope}.").format(scope=_scope_name(scope)))
+    else:
+        click.echo(
+            _("Already unsubscribed from {scope}, since {since}.").format(
+                scope=_scope_name(scope), since=_when(outcome.since)
+            )
+        )
+
+
+@main.command()
+@click.argument("address")
+@click.option("--topic", default=None, help=_("Only this topic (default: all marketing)."))
+@pass_app
+def resubscribe(lazy: _Lazy, address: str, topic: str | None) -> None:
+    """Undo an unsubscribe (a hard bounce stays)."""
+    outcome = lazy.app.ledger.resubscribe(address, topic, channel=Channel.CLI)
+    if outcome.changed:
+        click.echo(_("Resubscribed to {scope}.").format(scope=_scope_name(outcome.scope)))
+    else:
+        click.echo(_("Nothing to undo for {scope}.").format(scope=_scope_name(outcome.scope)))
+    if outcome.detail == "hard_bounce":
+        click.echo(_("Note: this address hard-bounced, so no mail will be sent to it."))
+
+
+def _scope_name(scope: str) -> str:
+    return _("all marketing email") if scope == ALL else _("topic {key}").format(key=scope)
+
+
+@main.command()
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
+@pass_app
+def status(lazy: _Lazy, address: str, as_json: bool) -> None:
+    """Show an address's current state and full history."""
+    app = lazy.app
+    found = app.ledger.status(address)
+    decisions = app.policy.sendable_by_topic(found.state)
+    if as_json:
+        click.echo(json.dumps(_status_json(found, decisions, canonical(address))))
+        return
+    shown = found.address or _("(erased)")
+    out.print(f"[bold]{shown}[/]  {app.hasher.display(canonical(address), 'hash')}")
+    if not found.known:
+        out.print(_("Not in the ledger: marketing may be sent (no consent change recorded)."))
+    table = Table(_("scope"), _("sendable"), _("why not"), _("since"))
+    for scope, decision in decisions.items():
+        table.add_row(
+            _scope_name(scope),
+            _("yes") if decision else _("no"),
+            "" if decision else decision.reason,
+            _when(decision.since),
+        )
+    out.print(table)
+    if found.events:
+        history = Table(_("when"), _("event"), _("channel"), _("scope"), _("campaign"), _("note"))
+        for e in found.events:
+            history.add_row(
+                _when(e.at),
+                e.type.value,
+                e.channel.value,
+                e.scope,
+                e.campaign or "",
+                e.reason or "",
+            )
+        out.print(history)
+
+
+def _status_json(found: ContactStatus, decisions: dict[str, Any], address: str) -> dict[str, Any]:
+    state = found.state
+    return {
+        "address": found.address if found.known else address,
+        "address_hash": found.address_hash.hex(),
+        "known": found.known,
+        "erased": found.erased_at is not None,
+        "sendable": {
+            "overall": bool(decisions[ALL]),
+            "topics": {k: bool(v) for k, v in decisions.items() if k != ALL},
+        },
+        "reasons": {k: v.reason for k, v in decisions.items() if not v},
+        "suppressed_since": _iso(found.suppressed_since),
+        "suppressions": [
+            {"scope": s.scope, "reason": s.reason.value, "since": _iso(s.since)}
+            for s in state.suppressions
+        ],
+        "frequency": state.frequency.value,
+        "paused_until": _iso(state.paused_until),
+        "events": [
+            {
+                "type": e.type.value,
+                "channel": e.channel.value,
+                "scope": e.scope,
+                "campaign": e.campaign,
+                "at": _iso(e.at),
+                "reason": e.reason,
+            }
+            for e in found.events
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@main.command()
+@click.argument("address")
+@pass_app
+def erase(lazy: _Lazy, address: str) -> None:
+    """Forget an address (GDPR); it stays suppressed by its keyed hash."""
+    outcome = lazy.app.ledger.erase(address, channel=Channel.CLI)
+    if outcome.changed:
+        click.echo(_("Erased. Only a keyed hash is kept, so this address is never mailed again."))
+    else:
+        click.echo(_("Already erased on {since}.").format(since=_when(outcome.since)))
+
+
+# -- lists --------------------------------------------------------------------
+
+
+@main.command("filter")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option("--topic", default=None, help=_("Topic of the send (default: any marketing)."))
+@click.option("--column", default=None, help=_("CSV column that holds the address."))
+@click.option(
+    "--category",
+    type=click.Choice(["marketing", "transactional"]),
+    default="marketing",
+    show_default=True,
+    help=_("Category of the send."),
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=_("Write here instead of standard output."),
+)
+@pass_app
+def filter_(
+    lazy: _Lazy,
+    file: Path,
+    topic: str | None,
+    column: str | None,
+    category: str,
+    output: Path | None,
+) -> None:
+    """Keep only the rows that may be mailed now; say on stderr what was removed and why."""
+    app = lazy.app
+    app.ledger.check_scope(topic)
+    with (
+        _open_input(file) as source,
+        _progress(_("Filtering"), _size(file)) as tick,
+        _output(output) as sink,
+    ):
+        report = bulk.filter_file(
+            app.policy, source, sink, column=column, topic=topic, category=category, progress=tick
+        )
+    total = report.kept + report.removed_total + report.invalid_count
+    err.print(_("Kept {kept} of {total} rows.").format(kept=report.kept, total=total))
+    if report.removed:
+        parts = ", ".join(f"{why} {n}" for why, n in sorted(report.removed.items()))
+        err.print(_("Removed {count}: {parts}.").format(count=report.removed_total, parts=parts))
+    _report_invalid(report.invalid_count, report.invalid)
+
+
+@contextmanager
+def _open_input(file: Path) -> Iterator[IO[str]]:
+    if str(file) == "-":
+        yield sys.stdin
+        return
+    with bulk.open_text(file) as fh:
+        yield fh
+
+
+def _report_invalid(count: int, listed: list[tuple[int, str]]) -> None:
+    if not count:
+        return
+    err.print(_("Skipped {count} rows without a valid address:").format(count=count))
+    for number, what in listed:
+        err.print(_("  line {number}: {what}").format(number=number, what=what), markup=False)
+    if count > len(listed):
+        err.print(_("  … and {more} more").format(more=count - len(listed)))
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["generic", "mailchimp", "sendgrid", "ses"]),
+    default="generic",
+    show_default=True,
+    help=_("Whose export this is."),
+)
+@click.option("--topic", default=None, help=_("Suppress only this topic (default: all marketing)."))
+@click.option(
+    "--reason",
+    type=click.Choice([r.value for r in Reason]),
+    default=None,
+    help=_("Reason for every row (default: read from the file)."),
+)
+@pass_app
+def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | None) -> None:
+    """Import a suppression list (generic, Mailchimp, SendGrid or SES export)."""
+    app = lazy.app
+    with _open_input(file) as source, _progress(_("Importing"), _size(file)) as tick:
+        result, bad = bulk.import_file(
+            app.ledger,
+            source,
+            fmt,  # type: ignore[arg-type]
+            scope=topic or ALL,
+            reason=Reason(reason) if reason else None,
+            progress=tick,
+        )
+    err.print(
+        _("Imported {added} suppressions; {already} were already suppressed.").format(
+            added=result.added, already=result.already
+        )
+    )
+    _report_invalid(bad, result.invalid)
+
+
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help=_("Output format."),
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=_("Write here instead of standard output."),
+)
+@pass_app
+def export(lazy: _Lazy, fmt: str, output: Path | None) -> None:
+    """Export every suppression (erased addresses by keyed hash only)."""
+    app = lazy.app
+    with _output(output) as sink:
+        count = bulk.write_export(app.ledger.export_suppressions(), sink, fmt)  # type: ignore[arg-type]
+    if output is not None:
+        err.print(_("Exported {count} suppressions.").format(count=count))
+
+
+# -- maintenance --------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The ledger database."""
+
+
+@db.command("upgrade")
+@pass_app
+def db_upgrade(lazy: _Lazy) -> None:
+    """Create or upgrade the database schema."""
+    app = Adieu(lazy.app.settings, migrate=False)
+    try:
+        ran = upgrade(app.engine)
+    finally:
+        app.close()
+    where = describe(app.settings.sqlalchemy_url)["url"]
+    click.echo((_("Upgraded {where}.") if ran else _("{where} is up to date.")).format(where=where))
+
+
+@main.group("keys")
+def keys_() -> None:
+    """Token and hash keys."""
+
+
+@keys_.command("rotate")
+@pass_app
+def keys_rotate(lazy: _Lazy) -> None:
+    """Add a token key; new links use it, old links keep working."""
+    ring = keys.rotate(lazy.app.settings.key_path)
+    click.echo(
+        _("Added token key {kid}; {count} keys open links.").format(
+            kid=ring.current_id, count=len(ring.token_keys)
+        )
+    )

@@ -1,0 +1,1151 @@
+"""The ``Ledger``: every consent change, recorded once, in one transaction.
+
+Each operation locks the contact (``SELECT … FOR UPDATE`` on PostgreSQL; the
+single SQLite writer lock via ``BEGIN IMMEDIATE``), changes the materialised
+state and appends an event, then commits. Nothing else writes consent state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from adieu.addresses import AddressHasher, canonical
+from adieu.errors import InvalidInput, TopicExists, UnknownTopic
+from adieu.ledger import schema as t
+from adieu.ledger.database import WRITE
+from adieu.tokens import ALL, TOPIC_KEY, check_campaign
+
+
+class Channel(StrEnum):
+    """Through which door a change came (DESIGN.md "Storage")."""
+
+    ONE_CLICK = "one_click"
+    LANDING_PAGE = "landing_page"
+    PREFERENCES = "preferences"
+    MAILTO = "mailto"
+    COMPLAINT = "complaint"
+    BOUNCE = "bounce"
+    API = "api"
+    CLI = "cli"
+    IMPORT = "import"
+
+
+class Reason(StrEnum):
+    """Why an address is suppressed."""
+
+    UNSUBSCRIBE = "unsubscribe"
+    COMPLAINT = "complaint"
+    HARD_BOUNCE = "hard_bounce"
+    MANUAL = "manual"
+    IMPORT = "import"
+
+
+#: Reasons that are the person's (or operator's) "no": a resubscribe lifts
+#: them. A hard bounce is a fact about the mailbox and stays.
+CONSENT_REASONS = frozenset({Reason.UNSUBSCRIBE, Reason.COMPLAINT, Reason.MANUAL, Reason.IMPORT})
+
+
+class EventType(StrEnum):
+    UNSUBSCRIBE = "unsubscribe"
+    RESUBSCRIBE = "resubscribe"
+    PREFERENCES = "preferences"
+    REASON = "reason"
+    COMPLAINT = "complaint"
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    SUPPRESS = "suppress"
+    ERASE = "erase"
+
+
+class Frequency(StrEnum):
+    EVERY = "every"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    key: str
+    name: str
+    description: str
+    default_opt_in: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    scope: str
+    reason: Reason
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an operation did. ``changed=False`` means it was already so, ``since``."""
+
+    changed: bool
+    scope: str
+    since: datetime | None = None
+    reason: Reason | None = None
+    event_id: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    type: EventType
+    channel: Channel
+    scope: str
+    campaign: str | None
+    at: datetime
+    reason: str | None
+    details: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendState:
+    """What the send policy needs to know about one address, read in one query."""
+
+    known: bool
+    suppressions: tuple[Suppression, ...] = ()
+    subscribed_topics: frozenset[str] = frozenset()
+    frequency: Frequency = Frequency.EVERY
+    paused_until: datetime | None = None
+    last_marketing_send_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactStatus:
+    address: str | None  # None once erased
+    address_hash: bytes
+    state: SendState
+    soft_bounces: int = 0
+    erased_at: datetime | None = None
+    events: tuple[Event, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        return self.state.known
+
+    @property
+    def suppressed_since(self) -> datetime | None:
+        """When the address stopped receiving all marketing, if it did."""
+        times = [s.since for s in self.state.suppressions if s.scope == ALL]
+        return min(times) if times else None
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionRecord:
+    """One suppression as imported or exported."""
+
+    address: str | None
+    address_hash: bytes | None = None
+    scope: str = ALL
+    reason: Reason = Reason.IMPORT
+    since: datetime | None = None
+
+
+@dataclass(slots=True)
+class ImportResult:
+    added: int = 0
+    already: int = 0
+    erased_kept: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Blocklist:
+    """Who may not get marketing in one scope now, for bulk filtering.
+
+    ``clear`` maps canonical addresses to the reason; ``hashed`` holds the
+    erased contacts, known only by their keyed hash. When ``allow_only`` is
+    set (a topic people must opt into), only those addresses may be mailed.
+    """
+
+    clear: dict[str, str]
+    hashed: dict[bytes, str]
+    allow_only: frozenset[str] | None = None
+    allow_only_hashed: frozenset[bytes] | None = None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_FREQUENCY_WINDOW = {Frequency.WEEKLY: timedelta(days=7), Frequency.MONTHLY: timedelta(days=30)}
+
+
+class Ledger:
+    """The consent and suppression store. Addresses may be given in any case."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        hasher: AddressHasher,
+        *,
+        soft_bounce_limit: int = 3,
+        soft_bounce_days: int = 30,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.engine = engine
+        self.hasher = hasher
+        self.soft_bounce_limit = soft_bounce_limit
+        self.soft_bounce_window = timedelta(days=soft_bounce_days)
+        self._clock = clock
+        self._writer = engine.execution_options(**{WRITE: True})
+        self._insert: Any = (
+            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        )
+        self._topics: dict[str, Topic] = {}
+        self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
+
+    # -- plumbing -----------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._writer.begin() as conn:
+            yield conn
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def _contact(self, conn: Connection, address: str, *, create: bool = True) -> Row[Any] | None:
+        """The contact row, locked for this transaction; created when asked."""
+        digest = self.hasher.hash(address)
+        query = select(t.contacts).where(t.contacts.c.address_hash == digest).with_for_update()
+        row = conn.execute(query).first()
+        if row is None and create:
+            conn.execute(
+                self._insert(t.contacts)
+                .values(
+                    address_hash=digest,
+                    address=address,
+                    created_at=self.now(),
+                    frequency=Frequency.EVERY.value,
+                    soft_bounces=0,
+                )
+                .on_conflict_do_nothing(index_elements=["address_hash"])
+            )
+            row = conn.execute(query).first()
+        return row
+
+    def _event(
+        self,
+        conn: Connection,
+        contact_id: int,
+        type_: EventType,
+        channel: Channel,
+        scope: str,
+        at: datetime,
+        *,
+        campaign: str | None = None,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> int:
+        result = conn.execute(
+            insert(t.events)
+            .values(
+                contact_id=contact_id,
+                type=type_.value,
+                channel=channel.value,
+                scope=scope,
+                campaign=check_campaign(campaign),
+                at=at,
+                reason=reason,
+                details=dict(details) if details else None,
+            )
+            .returning(t.events.c.id)
+        )
+        return int(result.scalar_one())
+
+    def _suppressions(self, conn: Connection, contact_id: int, scope: str) -> list[Suppression]:
+        rows = conn.execute(
+            select(t.suppressions.c.scope, t.suppressions.c.reason, t.suppressions.c.since).where(
+                t.suppressions.c.contact_id == contact_id, t.suppressions.c.scope == scope
+            )
+        )
+        return [Suppression(r.scope, Reason(r.reason), r.since) for r in rows]
+
+    def _suppress(
+        self,
+        conn: Connection,
+        contact_id: int,
+        scope: str,
+        reason: Reason,
+        at: datetime,
+        event_id: int,
+    ) -> None:
+        conn.execute(
+            self._insert(t.suppressions)
+            .values(
+                contact_id=contact_id, scope=scope, reason=reason.value, since=at, event_id=event_id
+            )
+            .on_conflict_do_nothing(index_elements=["contact_id", "scope", "reason"])
+        )
+
+    # -- topics -------------------------------------------------------------
+
+    def add_topic(
+        self, key: str, name: str, description: str = "", default_opt_in: bool = True
+    ) -> Topic:
+        if key == ALL or not TOPIC_KEY.fullmatch(key):
+            raise InvalidInput(
+                f"{key!r} cannot be a topic key: use 1-64 lower-case letters, digits, "
+                "'.', '_' or '-' (and not 'all')."
+            )
+        if not name.strip() or len(name) > 200:
+            raise InvalidInput("A topic needs a name of 1-200 characters.")
+        with self._write() as conn:
+            exists = conn.execute(select(t.topics.c.id).where(t.topics.c.key == key)).first()
+            if exists:
+                raise TopicExists(key)
+            conn.execute(
+                insert(t.topics).values(
+                    key=key,
+                    name=name.strip(),
+                    description=description.strip(),
+                    default_opt_in=default_opt_in,
+                    created_at=self.now(),
+                )
+            )
+        self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
+        return Topic(key, name.strip(), description.strip(), default_opt_in)
+
+    def topics(self) -> list[Topic]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.topics).order_by(t.topics.c.key))
+            found = [Topic(r.key, r.name, r.description, r.default_opt_in) for r in rows]
+        self._topics = {topic.key: topic for topic in found}
+        self._topics_loaded_at = self.now()
+        return found
+
+    def topic(self, key: str) -> Topic:
+        """A topic by key, from a cache refreshed every few seconds or on a miss."""
+        fresh = self.now() - self._topics_loaded_at < timedelta(seconds=5)
+        if key not in self._topics or not fresh:
+            self.topics()
+        try:
+            return self._topics[key]
+        except KeyError:
+            raise UnknownTopic(key) from None
+
+    def check_scope(self, scope: str | None) -> str:
+        if scope is None or scope == ALL:
+            return ALL
+        return self.topic(scope).key
+
+    # -- consent ------------------------------------------------------------
+
+    def unsubscribe(
+        self,
+        address: str,
+        scope: str | None = ALL,
+        *,
+        channel: Channel,
+        campaign: str | None = None,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Outcome:
+        """Stop marketing for ``scope``. A repeat changes nothing and says since when."""
+        address = canonical(address)
+        scope = self.check_scope(scope)
+        at = at or self.now()
+        with self._write() as conn:
+            contact = self._contact(conn, address)
+            assert contact is not None
+            held = [
+                s
+                for s in self._suppressions(conn, contact.id, scope)
+                if s.reason in CONSENT_REASONS
+            ]
+            if held:
+                first = min(held, key=lambda s: s.since)
+                return Outcome(changed=False, scope=scope, since=first.since, reason=first.reason)
+            event_id = self._event(
+                conn,
+                contact.id,
+                EventType.UNSUBSCRIBE,
+                channel,
+                scope,
+                at,
+                campaign=campaign,
+                reason=_clip(reason),
+                details=details,
+            )
+            self._suppress(conn, contact.id, scope, Reason.UNSUBSCRIBE, at, event_id)
+            if scope != ALL:
+                conn.execute(
+                    delete(t.subscriptions).where(
+                        t.subscriptions.c.contact_id == contact.id, t.subscriptions.c.topic == scope
+                    )
+                )
+        return Outcome(
+            changed=True, scope=scope, since=at, reason=Reason.UNSUBSCRIBE, event_id=event_id
+        )
+
+    def resubscribe(
+        self,
+        address: str,
+        scope: str | None = ALL,
+        *,
+        channel: Channel,
+        campaign: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Outcome:
+        """Lift the consent suppressions of ``scope`` (never a hard bounce).
+
+        For a topic people must opt into, this is also the opt-in (R7).
+        """
+        address = canonical(address)
+        scope = self.check_scope(scope)
+        at = at or self.now()
+        with self._write() as conn:
+            contact = self._contact(conn, address)
+            assert contact is not None
+            held = self._suppressions(conn, contact.id, scope)
+            lift = [s for s in held if s.reason in CONSENT_REASONS]
+            opt_in = (
+                scope != ALL
+                and not self.topic(scope).default_opt_in
+                and not conn.execute(
+                    select(t.subscriptions.c.since).where(
+                        t.subscriptions.c.contact_id == contact.id, t.subscriptions.c.topic == scope
+                    )
+                ).first()
+            )
+            hard = any(s.reason == Reason.HARD_BOUNCE for s in held)
+            if not lift and not opt_in:
+                return Outcome(changed=False, scope=scope, detail="hard_bounce" if hard else None)
+            event_id = self._event(
+                conn,
+                contact.id,
+                EventType.RESUBSCRIBE,
+                channel,
+                scope,
+                at,
+                campaign=campaign,
+                details=details,
+            )
+            if lift:
+                conn.execute(
+                    delete(t.suppressions).where(
+                        t.suppressions.c.contact_id == contact.id,
+                        t.suppressions.c.scope == scope,
+                        t.suppressions.c.reason.in_([r.value for r in CONSENT_REASONS]),
+                    )
+                )
+            if opt_in:
+                conn.execute(
+                    insert(t.subscriptions).values(contact_id=contact.id, topic=scope, since=at)
+                )
+        return Outcome(
+            changed=True,
+            scope=scope,
+            since=at,
+            event_id=event_id,
+            detail="hard_bounce" if hard else None,
+        )
+
+    def add_reason(
+        self,
+        address: str,
+        reason: str,
+        *,
+        channel: Channel,
+        choice: str | None = None,
+        scope: str = ALL,
+        at: datetime | None = None,
+    ) -> Outcome:
+        """The optional reason someone gave after leaving (R15: never before)."""
+        address = canonical(address)
+        at = at or self.now()
+        with self._write() as conn:
+            contact = self._contact(conn, address, create=False)
+            if contact is None or not self._suppressions(conn, contact.id, scope):
+                raise InvalidInput("A reason can only be given after unsubscribing.")
+            event_id = self._event(
+                conn,
+                contact.id,
+                EventType.REASON,
+                channel,
+                scope,
+                at,
+                reason=_clip(reason),
+                details={"choice": choice} if choice else None,
+            )
+        return Outcome(changed=True, scope=scope, since=at, event_id=event_id)
+
+    def set_preferences(
+        self,
+        address: str,
+        *,
+        channel: Channel = Channel.PREFERENCES,
+        topics: Mapping[str, bool] | None = None,
+        frequency: Frequency | None = None,
+        paused_until: datetime | None = None,
+        clear_pause: bool = False,
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> list[tuple[str, Any, Any]]:
+        """Apply a preference-center save (R7); returns what changed as (what, old, new)."""
+        address = canonical(address)
+        at = at or self.now()
+        wanted = {self.topic(key).key: bool(on) for key, on in (topics or {}).items()}
+        with self._write() as conn:
+            contact = self._contact(conn, address)
+            assert contact is not None
+            changes: list[tuple[str, Any, Any]] = []
+            subscribed = {
+                r.topic
+                for r in conn.execute(
+                    select(t.subscriptions.c.topic).where(
+                        t.subscriptions.c.contact_id == contact.id
+                    )
+                )
+            }
+            opted_out = {
+                r.scope
+                for r in conn.execute(
+                    select(t.suppressions.c.scope).where(
+                        t.suppressions.c.contact_id == contact.id, t.suppressions.c.scope != ALL
+                    )
+                )
+            }
+            for key, on in sorted(wanted.items()):
+                topic = self._topics[key]
+                current = key not in opted_out and (topic.default_opt_in or key in subscribed)
+                if current != on:
+                    changes.append((f"topic:{key}", current, on))
+            if frequency is not None and frequency.value != contact.frequency:
+                changes.append(("frequency", contact.frequency, frequency.value))
+            new_pause = None if clear_pause else (paused_until or contact.paused_until)
+            if new_pause != contact.paused_until:
+                changes.append(("paused_until", _iso(contact.paused_until), _iso(new_pause)))
+            if not changes:
+                return []
+            event_id = self._event(
+                conn,
+                contact.id,
+                EventType.PREFERENCES,
+                channel,
+                ALL,
+                at,
+                details={**(details or {}), "changes": [list(c) for c in changes]},
+            )
+            for what, _, on in changes:
+                if not what.startswith("topic:"):
+                    continue
+                key = what.removeprefix("topic:")
+                if on:
+                    conn.execute(
+                        delete(t.suppressions).where(
+                            t.suppressions.c.contact_id == contact.id,
+                            t.suppressions.c.scope == key,
+                            t.suppressions.c.reason.in_([r.value for r in CONSENT_REASONS]),
+                        )
+                    )
+                    if not self._topics[key].default_opt_in:
+                        conn.execute(
+                            self._insert(t.subscriptions)
+                            .values(contact_id=contact.id, topic=key, since=at)
+                            .on_conflict_do_nothing()
+                        )
+                else:
+                    self._suppress(conn, contact.id, key, Reason.UNSUBSCRIBE, at, event_id)
+                    conn.execute(
+                        delete(t.subscriptions).where(
+                            t.subscriptions.c.contact_id == contact.id,
+                            t.subscriptions.c.topic == key,
+                        )
+                    )
+            conn.execute(
+                update(t.contacts)
+                .where(t.contacts.c.id == contact.id)
+                .values(
+                    frequency=(frequency or Frequency(contact.frequency)).value,
+                    paused_until=new_pause,
+                )
+            )
+        return changes
+
+    # -- feedback -----------------------------------------------------------
+
+    def record_complaint(
+        self,
+        address: str,
+        *,
+        channel: Channel = Channel.COMPLAINT,
+        campaign: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Outcome:
+        """A spam complaint: always recorded, and all marketing stops."""
+        address = canonical(address)
+        at = at or self.now()
+        with self._write() as conn:
+            contact = self._contact(conn, address)
+            assert contact is not None
+            before = [
+                s for s in self._suppressions(conn, contact.id, ALL) if s.reason in CONSENT_REASONS
+            ]
+            event_id = self._event(
+                conn,
+                contact.id,
+                EventType.COMPLAINT,
+                channel,
+                ALL,
+                at,
+                campaign=campaign,
+                details=details,
+            )
+            self._suppress(conn, contact.id, ALL, Reason.COMPLAINT, at, event_id)
+        since = min([s.since for s in before], default=at)
+        return Outcome(
+            changed=not before, scope=ALL, since=since, reason=Reason.COMPLAINT, event_id=event_id
+        )
+
+    def record_bounce(
+        self,
+        address: str,
+        *,
+        hard: bool,
+        channel: Channel = Channel.BOUNCE,
+        campaign: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Outcome:
+        """A bounce. Hard: suppressed for everything. Soft: counted; the
+        ``soft_bounce_limit``-th within the window counts as hard."""
+        address = canonical(address)
+        at = at or self.now()
+        with self._write() as conn:
+            contact = self._contact(conn, address)
+            assert contact is not None
+            detail = None
+            if not hard:
+                window_open = (
+                    contact.soft_bounce_since is not None
+                    and at - contact.soft_bounce_since <= self.soft_bounce_window
+                )
+                count = contact.soft_bounces + 1 if window_open else 1
+                since = contact.soft_bounce_since if window_open else at
+                conn.execute(
+                    update(t.contacts)
+                    .where(t.contacts.c.id == contact.id)
+                    .values(soft_bounces=count, soft_bounce_since=since)
+                )
+                self._event(
+                    conn,
+                    contact.id,
+                    EventType.SOFT_BOUNCE,
+                    channel,
+                    ALL,
+                    at,
+                    campaign=campaign,
+                    details={**(details or {}), "count": count},
+                )
+                if count < self.soft_bounce_limit:
+                    return Outcome(changed=False, scope=ALL, detail=f"soft:{count}")
+                hard, detail = True, f"soft:{count}"
+                details = {**(details or {}), "soft_bounces": count}
+            held = [
+                s
+                for s in self._suppressions(conn, contact.id, ALL)
+                if s.reason == Reason.HARD_BOUNCE
+            ]
+            event_id = self._event(
+                conn,
+                contact.id,
+                EventType.HARD_BOUNCE,
+                channel,
+                ALL,
+                at,
+                campaign=campaign,
+                details=details,
+            )
+            if held:
+                return Outcome(
+                    changed=False,
+                    scope=ALL,
+                    since=held[0].since,
+                    reason=Reason.HARD_BOUNCE,
+                    event_id=event_id,
+                    detail=detail,
+                )
+            self._suppress(conn, contact.id, ALL, Reason.HARD_BOUNCE, at, event_id)
+        return Outcome(
+            changed=True,
+            scope=ALL,
+            since=at,
+            reason=Reason.HARD_BOUNCE,
+            event_id=event_id,
+            detail=detail,
+        )
+
+    def record_send(
+        self,
+        address: str,
+        *,
+        category: str = "marketing",
+        topic: str | None = None,
+        campaign: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """A message went out (the frequency caps count these)."""
+        self.record_sends([address], category=category, topic=topic, campaign=campaign, at=at)
+
+    def record_sends(
+        self,
+        addresses: Iterable[str],
+        *,
+        category: str = "marketing",
+        topic: str | None = None,
+        campaign: str | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        at = at or self.now()
+        topic = None if topic is None or topic == ALL else self.topic(topic).key
+        campaign = check_campaign(campaign)
+        canon = sorted({canonical(a) for a in addresses})
+        with self._write() as conn:
+            ids = self._ensure_contacts(conn, canon)
+            if not ids:
+                return 0
+            conn.execute(
+                insert(t.sends),
+                [
+                    {
+                        "contact_id": cid,
+                        "category": category,
+                        "topic": topic,
+                        "campaign": campaign,
+                        "at": at,
+                    }
+                    for cid in ids.values()
+                ],
+            )
+            if category == "marketing":
+                conn.execute(
+                    update(t.contacts)
+                    .where(t.contacts.c.id.in_(list(ids.values())))
+                    .values(last_marketing_send_at=at)
+                )
+        return len(ids)
+
+    def _ensure_contacts(self, conn: Connection, addresses: list[str]) -> dict[bytes, int]:
+        """Contact ids by hash for canonical ``addresses``, creating missing ones."""
+        if not addresses:
+            return {}
+        now = self.now()
+        rows = [
+            {
+                "address_hash": self.hasher.hash(a),
+                "address": a,
+                "created_at": now,
+                "frequency": Frequency.EVERY.value,
+                "soft_bounces": 0,
+            }
+            for a in addresses
+        ]
+        conn.execute(
+            self._insert(t.contacts).on_conflict_do_nothing(index_elements=["address_hash"]), rows
+        )
+        hashes = [r["address_hash"] for r in rows]
+        found: dict[bytes, int] = {}
+        for start in range(0, len(hashes), 900):
+            chunk = hashes[start : start + 900]
+            for r in conn.execute(
+                select(t.contacts.c.address_hash, t.contacts.c.id).where(
+                    t.contacts.c.address_hash.in_(chunk)
+                )
+            ):
+                found[bytes(r.address_hash)] = r.id
+        return found
+
+    # -- reading ------------------------------------------------------------
+
+    def send_state(self, address: str, topic: str | None = None) -> SendState:
+        """The state the send policy reads, in one query (the hot path)."""
+        digest = self.hasher.hash(canonical(address))
+        scope = topic or ALL
+        c, s, sub = t.contacts, t.suppressions, t.subscriptions
+        query = (
+            select(
+                c.c.frequency,
+                c.c.paused_until,
+                c.c.last_marketing_send_at,
+                s.c.scope,
+                s.c.reason,
+                s.c.since,
+                sub.c.topic,
+            )
+            .select_from(
+                c.outerjoin(
+                    s, and_(s.c.contact_id == c.c.id, s.c.scope.in_([ALL, scope]))
+                ).outerjoin(sub, and_(sub.c.contact_id == c.c.id, sub.c.topic == scope))
+            )
+            .where(c.c.address_hash == digest)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return SendState(known=False)
+        first = rows[0]
+        return SendState(
+            known=True,
+            suppressions=tuple(
+                Suppression(r.scope, Reason(r.reason), r.since) for r in rows if r.scope is not None
+            ),
+            subscribed_topics=frozenset(r.topic for r in rows if r.topic is not None),
+            frequency=Frequency(first.frequency),
+            paused_until=first.paused_until,
+            last_marketing_send_at=first.last_marketing_send_at,
+        )
+
+    def status(self, address: str, *, with_history: bool = True) -> ContactStatus:
+        address = canonical(address)
+        digest = self.hasher.hash(address)
+        with self.engine.connect() as conn:
+            contact = conn.execute(
+                select(t.contacts).where(t.contacts.c.address_hash == digest)
+            ).first()
+            if contact is None:
+                return ContactStatus(
+                    address=address, address_hash=digest, state=SendState(known=False)
+                )
+            sups = tuple(
+                Suppression(r.scope, Reason(r.reason), r.since)
+                for r in conn.execute(
+                    select(t.suppressions)
+                    .where(t.suppressions.c.contact_id == contact.id)
+                    .order_by(t.suppressions.c.since, t.suppressions.c.id)
+                )
+            )
+            subs = frozenset(
+                r.topic
+                for r in conn.execute(
+                    select(t.subscriptions.c.topic).where(
+                        t.subscriptions.c.contact_id == contact.id
+                    )
+                )
+            )
+            events = self._history(conn, contact.id) if with_history else ()
+        return ContactStatus(
+            address=contact.address,
+            address_hash=digest,
+            state=SendState(
+                known=True,
+                suppressions=sups,
+                subscribed_topics=subs,
+                frequency=Frequency(contact.frequency),
+                paused_until=contact.paused_until,
+                last_marketing_send_at=contact.last_marketing_send_at,
+            ),
+            soft_bounces=contact.soft_bounces,
+            erased_at=contact.erased_at,
+            events=events,
+        )
+
+    def history(self, address: str) -> tuple[Event, ...]:
+        digest = self.hasher.hash(canonical(address))
+        with self.engine.connect() as conn:
+            contact_id = conn.execute(
+                select(t.contacts.c.id).where(t.contacts.c.address_hash == digest)
+            ).scalar()
+            return self._history(conn, contact_id) if contact_id is not None else ()
+
+    def _history(self, conn: Connection, contact_id: int) -> tuple[Event, ...]:
+        rows = conn.execute(
+            select(t.events).where(t.events.c.contact_id == contact_id).order_by(t.events.c.id)
+        )
+        return tuple(
+            Event(
+                id=r.id,
+                type=EventType(r.type),
+                channel=Channel(r.channel),
+                scope=r.scope,
+                campaign=r.campaign,
+                at=r.at,
+                reason=r.reason,
+                details=r.details,
+            )
+            for r in rows
+        )
+
+    def blocklist(
+        self, topic: str | None, at: datetime, *, transactional: bool = False
+    ) -> Blocklist:
+        """Everyone who may not be mailed in ``topic`` at ``at``, with the reason.
+
+        Loaded in a few set-based queries so that filtering millions of
+        addresses costs one dictionary lookup each (``adieu filter``).
+        """
+        scope = self.check_scope(topic)
+        c, s = t.contacts, t.suppressions
+        clear: dict[str, str] = {}
+        hashed: dict[bytes, str] = {}
+        allow: frozenset[str] | None = None
+        allow_hashed: frozenset[bytes] | None = None
+
+        def add(rows: Iterable[Row[Any]], label: Callable[[Row[Any]], str]) -> None:
+            rank = BLOCK_ORDER.index
+            for r in rows:
+                target: dict[Any, str] = clear if r.address is not None else hashed
+                key = r.address if r.address is not None else bytes(r.address_hash)
+                new = label(r)
+                old = target.get(key)
+                if old is None or rank(new) < rank(old):
+                    target[key] = new
+
+        with self.engine.connect() as conn:
+            base = select(c.c.address, c.c.address_hash)
+            if transactional:
+                add(
+                    conn.execute(
+                        base.add_columns(s.c.reason)
+                        .join(s, s.c.contact_id == c.c.id)
+                        .where(s.c.reason == Reason.HARD_BOUNCE.value)
+                    ),
+                    _block_label,
+                )
+                return Blocklist(clear, hashed)
+            sup = conn.execute(
+                base.add_columns(s.c.scope, s.c.reason)
+                .join(s, s.c.contact_id == c.c.id)
+                .where(s.c.scope.in_([ALL, scope]))
+            )
+            add(sup, _block_label)
+            add(conn.execute(base.where(c.c.paused_until > at)), lambda r: "paused")
+            capped = or_(
+                *[
+                    and_(c.c.frequency == freq.value, c.c.last_marketing_send_at > at - window)
+                    for freq, window in _FREQUENCY_WINDOW.items()
+                ]
+            )
+            add(conn.execute(base.where(capped)), lambda r: "frequency_cap")
+            if scope != ALL and not self.topic(scope).default_opt_in:
+                subs = conn.execute(
+                    base.join(t.subscriptions, t.subscriptions.c.contact_id == c.c.id).where(
+                        t.subscriptions.c.topic == scope
+                    )
+                ).all()
+                allow = frozenset(r.address for r in subs if r.address is not None)
+                allow_hashed = frozenset(bytes(r.address_hash) for r in subs if r.address is None)
+        return Blocklist(clear, hashed, allow, allow_hashed)
+
+    def count_contacts(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.contacts)).scalar_one())
+
+    # -- bulk ---------------------------------------------------------------
+
+    def import_suppressions(
+        self,
+        records: Iterable[SuppressionRecord],
+        *,
+        channel: Channel = Channel.IMPORT,
+        source: str = "generic",
+        batch_size: int = 2000,
+    ) -> ImportResult:
+        """Add suppressions in batches, one transaction per batch.
+
+        Each new suppression gets its own event (where it came from, when).
+        Already-suppressed addresses are counted and left as they are.
+        """
+        result = ImportResult()
+        batch: list[SuppressionRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                self._import_batch(batch, result, channel, source)
+                batch = []
+        if batch:
+            self._import_batch(batch, result, channel, source)
+        return result
+
+    def _import_batch(
+        self, batch: list[SuppressionRecord], result: ImportResult, channel: Channel, source: str
+    ) -> None:
+        now = self.now()
+        scopes = {r.scope for r in batch}
+        for scope in scopes:
+            self.check_scope(scope)
+        with self._write() as conn:
+            clear = sorted({r.address for r in batch if r.address})
+            ids = self._ensure_contacts(conn, clear)
+            hashed_only = [r.address_hash for r in batch if not r.address and r.address_hash]
+            for start in range(0, len(hashed_only), 900):
+                for r in conn.execute(
+                    select(t.contacts.c.address_hash, t.contacts.c.id).where(
+                        t.contacts.c.address_hash.in_(hashed_only[start : start + 900])
+                    )
+                ):
+                    ids[bytes(r.address_hash)] = r.id
+            missing = [h for h in hashed_only if h not in ids]
+            if missing:  # an erased contact from another installation with our key
+                conn.execute(
+                    self._insert(t.contacts).on_conflict_do_nothing(
+                        index_elements=["address_hash"]
+                    ),
+                    [
+                        {
+                            "address_hash": h,
+                            "address": None,
+                            "created_at": now,
+                            "erased_at": now,
+                            "frequency": Frequency.EVERY.value,
+                            "soft_bounces": 0,
+                        }
+                        for h in dict.fromkeys(missing)
+                    ],
+                )
+                for r in conn.execute(
+                    select(t.contacts.c.address_hash, t.contacts.c.id).where(
+                        t.contacts.c.address_hash.in_(missing)
+                    )
+                ):
+                    ids[bytes(r.address_hash)] = r.id
+            # Already held: the same scope with a hard bounce (for a bounce) or
+            # with any consent reason (for the others).
+            held: set[tuple[int, str, bool]] = set()
+            id_list = list(set(ids.values()))
+            for start in range(0, len(id_list), 900):
+                held.update(
+                    (r.contact_id, r.scope, r.reason == Reason.HARD_BOUNCE.value)
+                    for r in conn.execute(
+                        select(
+                            t.suppressions.c.contact_id,
+                            t.suppressions.c.scope,
+                            t.suppressions.c.reason,
+                        ).where(t.suppressions.c.contact_id.in_(id_list[start : start + 900]))
+                    )
+                )
+            new: list[tuple[int, SuppressionRecord]] = []
+            for record in batch:
+                digest = self.hasher.hash(record.address) if record.address else record.address_hash
+                cid = ids[digest]  # type: ignore[index]
+                key = (cid, record.scope, record.reason is Reason.HARD_BOUNCE)
+                if key in held:
+                    result.already += 1
+                    continue
+                held.add(key)
+                new.append((cid, record))
+            if not new:
+                return
+            event_ids = (
+                conn.execute(
+                    insert(t.events).returning(t.events.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "contact_id": cid,
+                            "type": EventType.SUPPRESS.value,
+                            "channel": channel.value,
+                            "scope": r.scope,
+                            "campaign": None,
+                            "at": now,
+                            "reason": None,
+                            "details": {
+                                "source": source,
+                                "reason": r.reason.value,
+                                **({"since": r.since.isoformat()} if r.since else {}),
+                            },
+                        }
+                        for cid, r in new
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            conn.execute(
+                self._insert(t.suppressions).on_conflict_do_nothing(
+                    index_elements=["contact_id", "scope", "reason"]
+                ),
+                [
+                    {
+                        "contact_id": cid,
+                        "scope": r.scope,
+                        "reason": r.reason.value,
+                        "since": r.since or now,
+                        "event_id": eid,
+                    }
+                    for (cid, r), eid in zip(new, event_ids, strict=True)
+                ],
+            )
+            result.added += len(new)
+
+    def export_suppressions(self, *, batch: int = 5000) -> Iterator[SuppressionRecord]:
+        """Every suppression, streamed in id order."""
+        c, s = t.contacts, t.suppressions
+        query = (
+            select(c.c.address, c.c.address_hash, s.c.scope, s.c.reason, s.c.since)
+            .join(s, s.c.contact_id == c.c.id)
+            .order_by(s.c.id)
+        )
+        with self.engine.connect() as conn:
+            for r in conn.execution_options(yield_per=batch).execute(query):
+                yield SuppressionRecord(
+                    address=r.address,
+                    address_hash=bytes(r.address_hash),
+                    scope=r.scope,
+                    reason=Reason(r.reason),
+                    since=r.since,
+                )
+
+    def erase(self, address: str, *, channel: Channel, at: datetime | None = None) -> Outcome:
+        """GDPR erasure: forget the clear address, keep only what suppression needs.
+
+        The keyed-hash contact stays suppressed (so the address can never be
+        imported and mailed again); events keep their skeleton (type, channel,
+        scope, time) but lose free text and details.
+        """
+        address = canonical(address)
+        at = at or self.now()
+        with self._write() as conn:
+            contact = self._contact(conn, address)
+            assert contact is not None
+            if contact.erased_at is not None:
+                return Outcome(changed=False, scope=ALL, since=contact.erased_at)
+            conn.execute(
+                update(t.events)
+                .where(t.events.c.contact_id == contact.id)
+                .values(reason=None, details=None)
+            )
+            conn.execute(delete(t.subscriptions).where(t.subscriptions.c.contact_id == contact.id))
+            event_id = self._event(conn, contact.id, EventType.ERASE, channel, ALL, at)
+            self._suppress(conn, contact.id, ALL, Reason.MANUAL, at, event_id)
+            conn.execute(
+                update(t.contacts)
+                .where(t.contacts.c.id == contact.id)
+                .values(address=None, erased_at=at, paused_until=None)
+            )
+        return Outcome(changed=True, scope=ALL, since=at, reason=Reason.MANUAL, event_id=event_id)
+
+
+#: Why a blocklist entry is there, most telling first (several may hold).
+BLOCK_ORDER = (*(r.value for r in Reason), "topic_opt_out", "paused", "frequency_cap")
+
+
+def _block_label(row: Row[Any]) -> str:
+    return "topic_opt_out" if row.scope != ALL else str(row.reason)
+
+
+def _clip(text: str | None, limit: int = 1000) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return text[:limit] or None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

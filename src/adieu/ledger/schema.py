@@ -1,0 +1,154 @@
+"""The ledger's tables (SQLAlchemy 2 Core).
+
+Current state is materialised (contacts, suppressions, subscriptions) beside an
+append-only event log; every ledger operation writes both in one transaction.
+The migration in ``adieu/migrations`` creates exactly this; a test compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import DateTime, TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, naive UTC on disk.
+
+    Naive UTC sorts and compares the same way on SQLite (text) and PostgreSQL.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+# BIGINT on PostgreSQL; INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+topics = Table(
+    "topics",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("default_opt_in", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("key", name="uq_topics_key"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # HMAC-SHA256 of the canonical address: the key that survives erasure.
+    Column("address_hash", LargeBinary(32), nullable=False),
+    # The canonical address in the clear; NULL once erased.
+    Column("address", String(320), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("frequency", String(16), nullable=False, default="every"),
+    Column("paused_until", UTCDateTime, nullable=True),
+    Column("last_marketing_send_at", UTCDateTime, nullable=True),
+    Column("soft_bounces", Integer, nullable=False, default=0),
+    Column("soft_bounce_since", UTCDateTime, nullable=True),
+    Column("erased_at", UTCDateTime, nullable=True),
+    UniqueConstraint("address_hash", name="uq_contacts_address_hash"),
+)
+Index("ix_contacts_address", contacts.c.address)
+
+# A "no" to marketing: scope "all" or one topic key. Present means suppressed.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("contact_id", Id, ForeignKey("contacts.id"), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+    Column("event_id", Id, nullable=True),
+    # Several reasons can hold at once (an unsubscribe and a hard bounce):
+    # resubscribing lifts the consent reasons, never a hard bounce.
+    UniqueConstraint("contact_id", "scope", "reason", name="uq_suppressions_contact_scope_reason"),
+)
+Index("ix_suppressions_scope", suppressions.c.scope)
+
+# An explicit "yes" to a topic whose default is opt-out (R7).
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("contact_id", Id, ForeignKey("contacts.id"), primary_key=True),
+    Column("topic", String(64), primary_key=True),
+    Column("since", UTCDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("contact_id", Id, ForeignKey("contacts.id"), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("campaign", String(100), nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+    # Free text a person gave (R15): removed on erasure.
+    Column("reason", Text, nullable=True),
+    # Where it came from and what was shown (GDPR proof): removed on erasure.
+    Column("details", JSON, nullable=True),
+)
+Index("ix_events_contact_id", events.c.contact_id, events.c.id)
+Index("ix_events_at", events.c.at)
+
+# Sends, for frequency caps and (later) rates per campaign and topic.
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("contact_id", Id, ForeignKey("contacts.id"), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("topic", String(64), nullable=True),
+    Column("campaign", String(100), nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+)
+Index("ix_sends_contact_id", sends.c.contact_id, sends.c.at)
+Index("ix_sends_at", sends.c.at)

@@ -1,0 +1,207 @@
+"""The send decision (layer 4): may this message go to this address now?
+
+Marketing is blocked by an unsubscribe from all, a complaint, a hard bounce, a
+manual or imported suppression, a topic opt-out (or, for a topic people must
+opt into, no opt-in), an active pause, or a reached frequency cap (R7, R13).
+Transactional mail is blocked only by a hard bounce: a receipt still reaches
+someone who left the newsletter, but nothing goes to a dead mailbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from adieu.addresses import canonical_or_none
+from adieu.ledger import Frequency, Ledger, Reason, SendState, Topic
+from adieu.tokens import ALL
+
+
+class Category(StrEnum):
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
+
+
+FREQUENCY_WINDOW = {Frequency.WEEKLY: timedelta(days=7), Frequency.MONTHLY: timedelta(days=30)}
+
+# The order in which reasons are reported when several hold.
+_REASON_ORDER = (
+    Reason.HARD_BOUNCE,
+    Reason.COMPLAINT,
+    Reason.UNSUBSCRIBE,
+    Reason.MANUAL,
+    Reason.IMPORT,
+)
+_REASON_LABEL = {
+    Reason.HARD_BOUNCE.value: "hard_bounce",
+    Reason.COMPLAINT.value: "complaint",
+    Reason.UNSUBSCRIBE.value: "unsubscribed",
+    Reason.MANUAL.value: "suppressed",
+    Reason.IMPORT.value: "suppressed",
+}
+
+
+def reason_label(reason: str) -> str:
+    """The policy's name for a ledger reason (blocklist entries pass through)."""
+    return _REASON_LABEL.get(reason, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``allowed`` with a machine-readable ``reason`` ("ok" when allowed)."""
+
+    allowed: bool
+    reason: str = "ok"
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOWED = Decision(True)
+
+
+def decide(state: SendState, topic: Topic | None, category: Category, at: datetime) -> Decision:
+    """The rules, as a pure function of the ledger's state."""
+    if not state.known:
+        if topic is not None and not topic.default_opt_in and category is Category.MARKETING:
+            return Decision(False, "not_subscribed")
+        return ALLOWED
+    by_reason = {s.reason: s for s in state.suppressions if s.scope == ALL}
+    hard = by_reason.get(Reason.HARD_BOUNCE)
+    if hard is not None:
+        return Decision(False, "hard_bounce", since=hard.since)
+    if category is Category.TRANSACTIONAL:
+        return ALLOWED
+    for reason in _REASON_ORDER:
+        held = by_reason.get(reason)
+        if held is not None:
+            return Decision(False, reason_label(reason), since=held.since)
+    if topic is not None:
+        opt_out = [s for s in state.suppressions if s.scope == topic.key]
+        if opt_out:
+            return Decision(False, "topic_opt_out", since=min(s.since for s in opt_out))
+        if not topic.default_opt_in and topic.key not in state.subscribed_topics:
+            return Decision(False, "not_subscribed")
+    if state.paused_until is not None and state.paused_until > at:
+        return Decision(False, "paused", until=state.paused_until)
+    window = FREQUENCY_WINDOW.get(state.frequency)
+    last = state.last_marketing_send_at
+    if window is not None and last is not None and at - last < window:
+        return Decision(False, "frequency_cap", since=last, until=last + window)
+    return ALLOWED
+
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class FilterReport:
+    """What ``filter`` kept and removed, and which input rows were unusable."""
+
+    kept: int = 0
+    removed: dict[str, int] = field(default_factory=dict)
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+    invalid_count: int = 0
+
+    @property
+    def removed_total(self) -> int:
+        return sum(self.removed.values())
+
+
+class Policy:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def may_send(
+        self,
+        address: str,
+        topic: str | None = None,
+        category: Category | str = Category.MARKETING,
+        at: datetime | None = None,
+    ) -> Decision:
+        scope = None if topic in (None, ALL) else topic
+        topic_obj = self.ledger.topic(scope) if scope else None
+        state = self.ledger.send_state(address, scope)
+        return decide(state, topic_obj, Category(category), at or self.ledger.now())
+
+    def is_sendable(
+        self,
+        address: str,
+        topic: str | None = None,
+        category: Category | str = Category.MARKETING,
+        at: datetime | None = None,
+    ) -> bool:
+        return self.may_send(address, topic, category, at).allowed
+
+    def sendable_by_topic(
+        self, state: SendState, at: datetime | None = None
+    ) -> dict[str, Decision]:
+        """For ``status``: the marketing decision overall ("all") and per topic."""
+        at = at or self.ledger.now()
+        result = {ALL: decide(state, None, Category.MARKETING, at)}
+        for topic in self.ledger.topics():
+            result[topic.key] = decide(state, topic, Category.MARKETING, at)
+        return result
+
+    def filter(
+        self,
+        rows: Iterable[T],
+        address_of: Callable[[T], str],
+        *,
+        line_of: Callable[[T], int] | None = None,
+        topic: str | None = None,
+        category: Category | str = Category.MARKETING,
+        at: datetime | None = None,
+        report: FilterReport | None = None,
+        max_invalid_listed: int = 100,
+    ) -> Iterator[T]:
+        """Yield the rows whose address may be mailed now, streaming.
+
+        The blocklist is loaded once; each row then costs a dictionary lookup.
+        Keyed hashes are only computed when erased contacts exist (they are
+        known by hash alone). Invalid addresses are counted with their line
+        number (``line_of``, or the row's 1-based position).
+        """
+        at = at or self.ledger.now()
+        report = report if report is not None else FilterReport()
+        blocked = self.ledger.blocklist(
+            topic, at, transactional=Category(category) is Category.TRANSACTIONAL
+        )
+        clear, hashed = blocked.clear, blocked.hashed
+        allow, allow_hashed = blocked.allow_only, blocked.allow_only_hashed
+        digest = self.ledger.hasher.hash
+        removed = report.removed
+        for number, row in enumerate(rows, start=1):
+            raw = address_of(row)
+            key = raw.strip().lower()
+            reason = clear.get(key)
+            if reason is None:
+                canon = canonical_or_none(raw)
+                if canon is None:
+                    report.invalid_count += 1
+                    if len(report.invalid) < max_invalid_listed:
+                        where = line_of(row) if line_of else number
+                        report.invalid.append((where, raw.strip()[:80]))
+                    continue
+                if canon != key:
+                    reason = clear.get(canon)
+                if reason is None and hashed:
+                    reason = hashed.get(digest(canon))
+                if (
+                    reason is None
+                    and allow is not None
+                    and canon not in allow
+                    and not (allow_hashed and digest(canon) in allow_hashed)
+                ):
+                    reason = "not_subscribed"
+            if reason is None:
+                report.kept += 1
+                yield row
+            else:
+                label = reason_label(reason)
+                removed[label] = removed.get(label, 0) + 1

@@ -1,0 +1,104 @@
+"""``Adieu``: the one object every door talks to (settings, keys, ledger, policy).
+
+Like datasette's ``Datasette``, it is built from settings once; the CLI, the web
+app and the mail doors only turn their input into calls on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from adieu import keys
+from adieu.addresses import AddressHasher, canonical
+from adieu.ledger import Ledger
+from adieu.ledger.database import make_engine, upgrade
+from adieu.policy import Policy
+from adieu.settings import Settings
+from adieu.tokens import ALL, TokenCodec, check_campaign, check_locale
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An unsubscribe link and the header values that carry it (RFC 2369, RFC 8058)."""
+
+    token: str
+    url: str
+    preferences_url: str
+    headers: dict[str, str]
+
+
+class Adieu:
+    def __init__(self, settings: Settings | None = None, *, migrate: bool = True) -> None:
+        self.settings = settings or Settings()
+        self._migrate = migrate
+
+    @cached_property
+    def keyring(self) -> keys.KeyRing:
+        return keys.load_or_create(self.settings.key_path)
+
+    @cached_property
+    def codec(self) -> TokenCodec:
+        return TokenCodec(self.keyring.token_keys)
+
+    @cached_property
+    def hasher(self) -> AddressHasher:
+        return AddressHasher(self.keyring.hash_key)
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.settings.sqlalchemy_url)
+        if self._migrate:
+            upgrade(engine)
+        return engine
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(
+            self.engine,
+            self.hasher,
+            soft_bounce_limit=self.settings.soft_bounce_limit,
+            soft_bounce_days=self.settings.soft_bounce_days,
+        )
+
+    @cached_property
+    def policy(self) -> Policy:
+        return Policy(self.ledger)
+
+    def link(
+        self,
+        address: str,
+        topic: str | None = None,
+        campaign: str | None = None,
+        locale: str | None = None,
+    ) -> Link:
+        """Mint a link for one recipient. Writes nothing to the ledger."""
+        scope = self.ledger.check_scope(topic)
+        token = self.codec.mint(
+            canonical(address), scope or ALL, check_campaign(campaign), check_locale(locale)
+        )
+        return self.link_for_token(token)
+
+    def link_for_token(self, token: str) -> Link:
+        base = self.settings.base
+        url = f"{base}/u/{token}"
+        targets = [f"<{url}>"]
+        if self.settings.mailto_domain:
+            targets.append(f"<mailto:unsubscribe+{token}@{self.settings.mailto_domain}>")
+        return Link(
+            token=token,
+            url=url,
+            preferences_url=f"{base}/p/{token}",
+            headers={
+                "List-Unsubscribe": ", ".join(targets),
+                "List-Unsubscribe-Post": ONE_CLICK,
+            },
+        )
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

@@ -1,0 +1,85 @@
+"""Settings, from the environment (``ADIEU_*``) or an ``adieu.toml`` file.
+
+The names here are part of the public interface (DESIGN.md); every one is
+documented in the README, and a test checks that.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+AddressDisplay = Literal["mask", "full", "hash"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ADIEU_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./adieu-data"),
+        description="Where the SQLite database and the key file live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default SQLite at DATA_DIR/adieu.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public origin of the unsubscribe links.",
+    )
+    keys_file: Path | None = Field(
+        default=None, description="Key ring file; default DATA_DIR/keys.json."
+    )
+    sender_name: str = Field(default="Adieu demo", description="Shown on the pages.")
+    default_locale: str = Field(default="en", description="Language when nothing else says.")
+    address_display: AddressDisplay = Field(
+        default="mask", description="How pages show the address (R4): mask, full or hash."
+    )
+    mailto_domain: str | None = Field(
+        default=None,
+        description="When set, List-Unsubscribe also offers mailto:unsubscribe+TOKEN@DOMAIN.",
+    )
+    soft_bounce_limit: int = Field(
+        default=3, ge=1, description="Soft bounces within SOFT_BOUNCE_DAYS that count as hard."
+    )
+    soft_bounce_days: int = Field(default=30, ge=1, description="Window for soft bounces.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("ADIEU_CONFIG", "adieu.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'adieu.db').resolve()}"
+
+    @property
+    def key_path(self) -> Path:
+        return self.keys_file or self.data_dir / "keys.json"
+
+    @property
+    def base(self) -> str:
+        return self.base_url.rstrip("/")

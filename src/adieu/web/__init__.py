@@ -1,0 +1,1 @@
+"""Web doors: the public pages (and, later, the admin API and dashboard)."""

@@ -1,0 +1,62 @@
+"""`adieu serve` as a newcomer runs it: a real process, a real socket."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_creates_everything_and_prints_a_working_link(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
+    env["ADIEU_CONFIG"] = str(tmp_path / "none.toml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adieu", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any("/u/" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "serve exited early:\n" + "".join(lines)
+            lines.append(line)
+        text = "".join(lines)
+        assert f"Adieu is running at http://127.0.0.1:{port}/" in text
+        url = re.search(r"(http://\S+/u/\S+)", text).group(1)  # type: ignore[union-attr]
+        assert url.startswith(f"http://127.0.0.1:{port}/u/")
+        assert (tmp_path / "adieu-data" / "adieu.db").exists()
+        assert (tmp_path / "adieu-data" / "keys.json").exists()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                page = httpx.get(url)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert page.status_code == 200 and "d•••@example.com" in page.text
+        done = httpx.post(url, data={"List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
