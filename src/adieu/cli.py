@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -10,12 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-from rich.table import Table
 
 from adieu import __version__, bulk, keys
 from adieu.addresses import canonical
@@ -27,7 +26,17 @@ from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.tokens import ALL
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 DEMO_ADDRESS = "demo@example.com"
+
+
+def _table(*columns: str) -> Table:
+    from rich.table import Table
+
+    return Table(*columns)
+
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -81,6 +90,8 @@ def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None] |
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
     columns = (label, BarColumn(), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(label, total=total)
@@ -95,11 +106,11 @@ def _size(path: Path) -> int | None:
 
 
 @contextmanager
-def _output(path: Path | None) -> Iterator[IO[str]]:
+def _output(path: Path | None) -> Iterator[IO[bytes]]:
     """stdout, or a file that appears only when complete (no partial writes)."""
     if path is None or str(path) == "-":
-        yield sys.stdout
-        sys.stdout.flush()
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
         return
     directory = path.resolve().parent
     try:
@@ -107,12 +118,21 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     except OSError as exc:
         raise click.FileError(str(path), hint=exc.strerror) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        with os.fdopen(fd, "wb") as fh:
             yield fh
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+@contextmanager
+def _text_output(path: Path | None) -> Iterator[IO[str]]:
+    with _output(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        yield text
+        text.flush()
+        text.detach()
 
 
 def _when(value: datetime | None) -> str:
@@ -185,7 +205,7 @@ def topic_list(lazy: _Lazy, as_json: bool) -> None:
     if not topics:
         click.echo(_("No topics yet. Add one with: adieu topic add KEY --name NAME"))
         return
-    table = Table(_("key"), _("name"), _("default"), _("description"))
+    table = _table(_("key"), _("name"), _("default"), _("description"))
     for t in topics:
         table.add_row(
             t.key, t.name, _("opt-in") if t.default_opt_in else _("opt-out"), t.description
@@ -291,7 +311,7 @@ def status(lazy: _Lazy, address: str, as_json: bool) -> None:
     out.print(f"[bold]{shown}[/]  {app.hasher.display(canonical(address), 'hash')}")
     if not found.known:
         out.print(_("Not in the ledger: marketing may be sent (no consent change recorded)."))
-    table = Table(_("scope"), _("sendable"), _("why not"), _("since"))
+    table = _table(_("scope"), _("sendable"), _("why not"), _("since"))
     for scope, decision in decisions.items():
         table.add_row(
             _scope_name(scope),
@@ -301,7 +321,7 @@ def status(lazy: _Lazy, address: str, as_json: bool) -> None:
         )
     out.print(table)
     if found.events:
-        history = Table(_("when"), _("event"), _("channel"), _("scope"), _("campaign"), _("note"))
+        history = _table(_("when"), _("event"), _("channel"), _("scope"), _("campaign"), _("note"))
         for e in found.events:
             history.add_row(
                 _when(e.at),
@@ -397,7 +417,7 @@ def filter_(
     app = lazy.app
     app.ledger.check_scope(topic)
     with (
-        _open_input(file) as source,
+        _open_binary(file) as source,
         _progress(_("Filtering"), _size(file)) as tick,
         _output(output) as sink,
     ):
@@ -410,6 +430,19 @@ def filter_(
         parts = ", ".join(f"{why} {n}" for why, n in sorted(report.removed.items()))
         err.print(_("Removed {count}: {parts}.").format(count=report.removed_total, parts=parts))
     _report_invalid(report.invalid_count, report.invalid)
+
+
+@contextmanager
+def _open_binary(file: Path) -> Iterator[IO[bytes]]:
+    if str(file) == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        fh = file.open("rb")
+    except OSError as exc:
+        raise AdieuError(f"Cannot read {file}: {exc.strerror or exc}.") from None
+    with fh:
+        yield fh
 
 
 @contextmanager
@@ -489,7 +522,7 @@ def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | 
 def export(lazy: _Lazy, fmt: str, output: Path | None) -> None:
     """Export every suppression (erased addresses by keyed hash only)."""
     app = lazy.app
-    with _output(output) as sink:
+    with _text_output(output) as sink:
         count = bulk.write_export(app.ledger.export_suppressions(), sink, fmt)  # type: ignore[arg-type]
     if output is not None:
         err.print(_("Exported {count} suppressions.").format(count=count))

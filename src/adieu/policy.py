@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from adieu.addresses import canonical_or_none
 from adieu.ledger import Frequency, Ledger, Reason, SendState, Topic
+from adieu.screen import INVALID, Screen
 from adieu.tokens import ALL
 
 
@@ -112,6 +112,10 @@ class FilterReport:
     def removed_total(self) -> int:
         return sum(self.removed.values())
 
+    def count(self, reason: str, n: int = 1) -> None:
+        label = reason_label(reason)
+        self.removed[label] = self.removed.get(label, 0) + n
+
 
 class Policy:
     def __init__(self, ledger: Ledger) -> None:
@@ -148,6 +152,20 @@ class Policy:
             result[topic.key] = decide(state, topic, Category.MARKETING, at)
         return result
 
+    def screen(
+        self,
+        topic: str | None = None,
+        category: Category | str = Category.MARKETING,
+        at: datetime | None = None,
+    ) -> Screen:
+        """Load who may not be mailed now, for screening many addresses."""
+        blocked = self.ledger.blocklist(
+            topic,
+            at or self.ledger.now(),
+            transactional=Category(category) is Category.TRANSACTIONAL,
+        )
+        return Screen(blocked, self.ledger.hasher)
+
     def filter(
         self,
         rows: Iterable[T],
@@ -163,45 +181,22 @@ class Policy:
         """Yield the rows whose address may be mailed now, streaming.
 
         The blocklist is loaded once; each row then costs a dictionary lookup.
-        Keyed hashes are only computed when erased contacts exist (they are
-        known by hash alone). Invalid addresses are counted with their line
-        number (``line_of``, or the row's 1-based position).
+        Invalid addresses are counted with their line number (``line_of``, or
+        the row's 1-based position).
         """
-        at = at or self.ledger.now()
         report = report if report is not None else FilterReport()
-        blocked = self.ledger.blocklist(
-            topic, at, transactional=Category(category) is Category.TRANSACTIONAL
-        )
-        clear, hashed = blocked.clear, blocked.hashed
-        allow, allow_hashed = blocked.allow_only, blocked.allow_only_hashed
-        digest = self.ledger.hasher.hash
-        removed = report.removed
+        screen = self.screen(topic, category, at)
         for number, row in enumerate(rows, start=1):
             raw = address_of(row)
-            key = raw.strip().lower()
-            reason = clear.get(key)
-            if reason is None:
-                canon = canonical_or_none(raw)
-                if canon is None:
-                    report.invalid_count += 1
-                    if len(report.invalid) < max_invalid_listed:
-                        where = line_of(row) if line_of else number
-                        report.invalid.append((where, raw.strip()[:80]))
-                    continue
-                if canon != key:
-                    reason = clear.get(canon)
-                if reason is None and hashed:
-                    reason = hashed.get(digest(canon))
-                if (
-                    reason is None
-                    and allow is not None
-                    and canon not in allow
-                    and not (allow_hashed and digest(canon) in allow_hashed)
-                ):
-                    reason = "not_subscribed"
-            if reason is None:
+            if not raw.strip():
+                continue
+            why = screen.reason(raw)
+            if why is None:
                 report.kept += 1
                 yield row
+            elif why == INVALID:
+                report.invalid_count += 1
+                if len(report.invalid) < max_invalid_listed:
+                    report.invalid.append((line_of(row) if line_of else number, raw.strip()[:80]))
             else:
-                label = reason_label(reason)
-                removed[label] = removed.get(label, 0) + 1
+                report.count(why)

@@ -100,5 +100,7 @@ class Adieu:
         )
 
     def close(self) -> None:
+        if "ledger" in self.__dict__:
+            self.ledger.close()
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -9,15 +9,15 @@ never deadlock on a lock upgrade, and waits up to the busy timeout for its turn.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -40,7 +40,76 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def _sqlite_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+class ReadPool:
+    """Plain DB-API connections for the hot read path (``send_state``).
+
+    One indexed query per decision: going straight to the driver with a fixed
+    SQL string costs a few microseconds instead of SQLAlchemy's tens, which is
+    what lets a single thread answer tens of thousands of send decisions a
+    second. Connections are in autocommit mode, so every read sees the newest
+    committed state; a connection that failed is dropped, not reused.
+    """
+
+    def __init__(self, engine: Engine, keep: int = 8) -> None:
+        self._engine = engine
+        self._keep = keep
+        self._idle: list[Any] = []
+        self.paramstyle = "?" if engine.dialect.name == "sqlite" else "%s"
+
+    def _connect(self) -> Any:
+        engine = self._engine
+        if engine.dialect.name == "sqlite":
+            conn = sqlite3.connect(
+                engine.url.database or ":memory:", timeout=_BUSY_TIMEOUT_S, check_same_thread=False
+            )
+            _sqlite_connect(conn, None)
+            return conn
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        return engine.dialect.loaded_dbapi.connect(*cargs, **cparams, autocommit=True)
+
+    def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            cursor.close()
+        except BaseException:
+            conn.close()
+            raise
+        if len(self._idle) < self._keep:
+            self._idle.append(conn)
+        else:
+            conn.close()
+        return rows
+
+    def rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[Any]:
+        """Stream the rows of a large result (one connection held meanwhile)."""
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            yield from cursor
+            cursor.close()
+        except BaseException:
+            conn.close()
+            raise
+        self._idle.append(conn)
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+def _sqlite_connect(
+    dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry | None
+) -> None:
     # The driver's own transaction handling is switched off; SQLAlchemy's
     # "begin" event below decides between BEGIN and BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None
@@ -59,19 +128,34 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+#: The newest migration. Kept here so that a start-up check needs one query
+#: and no Alembic import; a test checks it against the migrations directory.
+HEAD = "0001"
+
+
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("adieu") / "migrations"))
     return config
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def _revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _revision(conn)
 
 
 def upgrade(engine: Engine) -> bool:
@@ -81,13 +165,14 @@ def upgrade(engine: Engine) -> bool:
     database's write lock (SQLite) or an advisory lock (PostgreSQL), and a
     process that waited finds the work done.
     """
-    head = head_revision()
-    if current_revision(engine) == head:
+    if current_revision(engine) == HEAD:
         return False
+    from alembic import command
+
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7366431)"))
-        if MigrationContext.configure(conn).get_current_revision() == head:
+        if _revision(conn) == HEAD:
             return False
         config = _alembic_config()
         config.attributes["connection"] = conn

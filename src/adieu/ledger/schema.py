@@ -8,7 +8,7 @@ The migration in ``adieu/migrations`` creates exactly this; a test compares them
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import overload
 
 from sqlalchemy import (
     JSON,
@@ -54,12 +54,23 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to the ledger")
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+    def process_result_value(
+        self, value: str | datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: str | datetime) -> datetime: ...
+def as_utc(value: str | datetime | None) -> datetime | None:
+    """A stored time (text on SQLite, naive timestamp on PostgreSQL) as aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)
 
 
 # BIGINT on PostgreSQL; INTEGER (the rowid alias) on SQLite.
@@ -95,6 +106,9 @@ contacts = Table(
     UniqueConstraint("address_hash", name="uq_contacts_address_hash"),
 )
 Index("ix_contacts_address", contacts.c.address)
+# For bulk screening: who is paused, who reached a frequency cap.
+Index("ix_contacts_paused_until", contacts.c.paused_until)
+Index("ix_contacts_frequency", contacts.c.frequency, contacts.c.last_marketing_send_at)
 
 # A "no" to marketing: scope "all" or one topic key. Present means suppressed.
 suppressions = Table(

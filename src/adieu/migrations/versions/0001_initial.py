@@ -46,6 +46,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("address_hash", name="uq_contacts_address_hash"),
     )
     op.create_index("ix_contacts_address", "contacts", ["address"])
+    op.create_index("ix_contacts_paused_until", "contacts", ["paused_until"])
+    op.create_index("ix_contacts_frequency", "contacts", ["frequency", "last_marketing_send_at"])
     op.create_table(
         "suppressions",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
