@@ -42,7 +42,7 @@ _domain = st.sampled_from(
     ]
 )
 _line = st.one_of(
-    st.builds(lambda l, d: f"{l}@{d}", _local, _domain),
+    st.builds(lambda local, domain: f"{local}@{domain}", _local, _domain),
     st.sampled_from(
         [
             "gone@example.com",
@@ -211,7 +211,9 @@ _plain_domain = st.sampled_from(
 @settings(max_examples=400)
 @given(
     st.lists(
-        st.builds(lambda l, d: f"{l}@{d}", _plain_local, _plain_domain), min_size=1, max_size=8
+        st.builds(lambda local, domain: f"{local}@{domain}", _plain_local, _plain_domain),
+        min_size=1,
+        max_size=8,
     )
 )
 def test_fast_path_edge_cases_agree_with_the_exact_rules(lines: list[str]) -> None:
@@ -219,4 +221,5 @@ def test_fast_path_edge_cases_agree_with_the_exact_rules(lines: list[str]) -> No
     result = screen.chunk("".join(f"{line}\n" for line in lines).encode(), 1)
     kept, removed, invalid = expected(lines)
     assert [k.decode() for k in result.kept] == kept
+    assert dict(result.removed) == removed
     assert [n for n, _ in result.invalid] == invalid
