@@ -67,3 +67,44 @@ def negotiate(*candidates: str | None, default: str = SOURCE_LOCALE) -> str:
             if name in have:
                 return name
     return default if default in have else SOURCE_LOCALE
+
+
+def extract() -> list[str]:
+    """Every message id in the code and templates, in order of first use."""
+    from pathlib import Path
+
+    from babel.messages.extract import extract_from_dir
+
+    root = Path(__file__).parent
+    method_map = [("**.py", "python"), ("web/templates/**.html", "jinja2.ext:babel_extract")]
+    seen: dict[str, None] = {}
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(root), method_map, keywords={"_": None, "gettext": None}
+    ):
+        if isinstance(message, str):
+            seen.setdefault(message, None)
+    return list(seen)
+
+
+def write_template(path: str) -> int:
+    """Write ``messages.pot`` (``python -m adieu.i18n``); returns the count."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    catalog = Catalog(project="Adieu", charset="utf-8")
+    messages = extract()
+    for message in messages:
+        catalog.add(message)
+    with open(path, "wb") as fh:
+        write_po(fh, catalog, omit_header=False, sort_output=True, width=100)
+    return len(messages)
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    target = Path(__file__).parent / "locale" / "messages.pot"
+    target.parent.mkdir(exist_ok=True)
+    count = write_template(str(target))
+    sys.stdout.write(f"{count} messages written to {target}\n")

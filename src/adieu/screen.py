@@ -92,16 +92,17 @@ class Screen:
         low = data.lower()
         keys = low.split(b"\n")
         keys.pop()
-        if b"\r" in low:
+        crlf = b"\r" in low
+        if crlf:
             keys = [k.rstrip(b"\r") for k in keys]
-        if data.isascii() and self._plain(low.replace(b"\r\n", b"\n"), len(keys)):
+        if data.isascii() and self._plain(low.replace(b"\r\n", b"\n") if crlf else low, len(keys)):
             if max(map(len, keys), default=0) > _LONGEST_PLAIN:
                 return self._slow(data, first_line, max_listed)
             if self._simple:
                 reasons = list(map(self._clear.get, keys))
             else:
                 reasons = [self._reason_canonical(k) for k in keys]
-            originals = keys if low == data and b"\r" not in low else data.split(b"\n")
+            originals = keys if not crlf and low == data else data.split(b"\n")
             kept = list(compress(originals, map(is_, reasons, repeat(None))))
             return ChunkResult(kept=kept, lines=len(keys), removed=Counter(filter(None, reasons)))
         return self._slow(data, first_line, max_listed)
