@@ -82,6 +82,13 @@ class _Lazy:
 
 
 pass_app = click.make_pass_decorator(_Lazy)
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=_("Write here instead of standard output."),
+)
 
 
 @contextmanager
@@ -397,13 +404,7 @@ def erase(lazy: _Lazy, address: str) -> None:
     show_default=True,
     help=_("Category of the send."),
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=_("Write here instead of standard output."),
-)
+@output_option
 @pass_app
 def filter_(
     lazy: _Lazy,
@@ -511,13 +512,7 @@ def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | 
     show_default=True,
     help=_("Output format."),
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=_("Write here instead of standard output."),
-)
+@output_option
 @pass_app
 def export(lazy: _Lazy, fmt: str, output: Path | None) -> None:
     """Export every suppression (erased addresses by keyed hash only)."""

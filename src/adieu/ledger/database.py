@@ -67,27 +67,8 @@ class ReadPool:
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         return engine.dialect.loaded_dbapi.connect(*cargs, **cparams, autocommit=True)
 
-    def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = self._connect()
-        try:
-            cursor = conn.cursor()
-            cursor.execute(sql, params)
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
-            cursor.close()
-        except BaseException:
-            conn.close()
-            raise
-        if len(self._idle) < self._keep:
-            self._idle.append(conn)
-        else:
-            conn.close()
-        return rows
-
     def rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[Any]:
-        """Stream the rows of a large result (one connection held meanwhile)."""
+        """Stream the rows of a result (one connection held meanwhile)."""
         try:
             conn = self._idle.pop()
         except IndexError:
@@ -97,10 +78,16 @@ class ReadPool:
             cursor.execute(sql, params)
             yield from cursor
             cursor.close()
-        except BaseException:
+        except BaseException:  # a failed or abandoned read: drop the connection
             conn.close()
             raise
-        self._idle.append(conn)
+        if len(self._idle) < self._keep:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        return list(self.rows(sql, params))
 
     def close(self) -> None:
         while self._idle:
