@@ -1,24 +1,44 @@
 from __future__ import annotations
 
+import re
 from importlib import resources
 
+import pytest
 from babel.messages.pofile import read_po
 
-from adieu.i18n import available, extract, gettext, negotiate
+from adieu.i18n import CLI, PAGES, available, catalog, extract, gettext, negotiate
+
+LANGUAGES = ("en", "sv", "de", "fr", "es", "it", "nl", "pt", "pl", "ja")
 
 
-def test_message_template_is_current() -> None:
-    """`python -m adieu.i18n` regenerates it; translators work from it."""
-    path = resources.files("adieu") / "locale" / "messages.pot"
-    with path.open("rb") as fh:
-        catalog = read_po(fh)
-    in_template = {m.id for m in catalog if m.id}
-    assert set(extract()) == in_template
+def _template(domain: str) -> set[str]:
+    with (resources.files("adieu") / "locale" / f"{domain}.pot").open("rb") as fh:
+        return {m.id for m in read_po(fh) if m.id}
+
+
+@pytest.mark.parametrize("domain", [PAGES, CLI])
+def test_message_templates_are_current(domain: str) -> None:
+    """`python -m adieu.i18n` regenerates them; translators work from them."""
+    assert set(extract(domain)) == _template(domain)
+
+
+def test_all_ten_languages_ship() -> None:
+    assert set(LANGUAGES) <= set(available(PAGES))
+
+
+@pytest.mark.parametrize("language", LANGUAGES[1:])
+def test_every_catalog_translates_every_page_message(language: str) -> None:
+    translated = catalog(language, PAGES)
+    for message in _template(PAGES):
+        assert translated.get(message), f"{language} lacks {message!r}"
+        placeholders = set(re.findall(r"\{(\w+)\}", message))
+        assert set(re.findall(r"\{(\w+)\}", translated[message])) == placeholders, message
 
 
 def test_source_language_and_negotiation() -> None:
-    assert "en" in available()
     assert gettext("You are unsubscribed.", "en") == "You are unsubscribed."
+    assert gettext("You are unsubscribed.", "sv") == "Du är avregistrerad."
     assert gettext("You are unsubscribed.", "xx") == "You are unsubscribed."
-    assert negotiate(None, "zz-ZZ", "en-GB") == "en"
+    assert negotiate(None, "zz-ZZ", "pt-BR") == "pt"
+    assert negotiate("de-AT") == "de"
     assert negotiate("not a tag!") == "en"

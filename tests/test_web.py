@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import string
+from datetime import UTC
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from babel.dates import format_datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from adieu.ledger import Channel, EventType
+from adieu.ledger import Channel, EventType, Frequency
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.web.app import create_app
@@ -120,7 +123,7 @@ def test_page_button_confirms_and_says_already_with_the_date(adieu: Adieu, clien
     assert event.channel is Channel.LANDING_PAGE
     second = client.request("POST", f"/u/{link.token}", data=form)
     assert "You were already unsubscribed" in second.text
-    assert event.at.strftime("%Y-%m-%dT%H:%M") in second.text
+    assert format_datetime(event.at, format="long", tzinfo=UTC, locale="en") in second.text
 
 
 def test_invalid_token_gets_a_kind_400_and_writes_nothing(adieu: Adieu, client: Client) -> None:
@@ -206,3 +209,193 @@ def test_any_body_on_a_valid_link_unsubscribes_exactly_once(
     assert response.status_code == 200
     assert not sqlite_adieu.policy.is_sendable("body@example.com")
     assert len(sqlite_adieu.ledger.history("body@example.com")) == 1
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "the page carries a CSRF field"
+    return match.group(1)
+
+
+def _texts_in_order(html: str, *texts: str) -> bool:
+    positions = [html.find(t) for t in texts]
+    return all(p >= 0 for p in positions) and positions == sorted(positions)
+
+
+def test_landing_page_offers_the_choices_in_order_and_asks_for_nothing(
+    adieu: Adieu, client: Client
+) -> None:
+    adieu.ledger.add_topic("news", "Monthly news")
+    plain = client.request("GET", f"/u/{adieu.link('jane@example.com').token}").text
+    assert _texts_in_order(
+        plain,
+        "Unsubscribe from all marketing email",
+        "Change my preferences",
+        "Send me fewer emails",
+    )
+    assert "Only stop emails about" not in plain
+    topical = client.request("GET", f"/u/{adieu.link('jane@example.com', topic='news').token}").text
+    assert _texts_in_order(
+        topical,
+        "Unsubscribe from all marketing email",
+        "Change my preferences",
+        "Only stop emails about Monthly news",
+    )
+    for html in (plain, topical):
+        assert 'type="email"' not in html and 'type="password"' not in html  # R11, R12
+        assert "checked" not in html  # R10: nothing pre-ticked
+        assert "<script" not in html
+        assert 'lang="en"' in html
+
+
+def test_landing_page_topic_button_leaves_only_that_topic(adieu: Adieu, client: Client) -> None:
+    adieu.ledger.add_topic("news", "Monthly news")
+    link = adieu.link("jane@example.com", topic="news")
+    page = client.request("POST", f"/u/{link.token}", data={"adieu-page": "1", "scope": "topic"})
+    assert "You will not receive emails about Monthly news" in page.text
+    assert not adieu.policy.is_sendable("jane@example.com", "news")
+    assert adieu.policy.is_sendable("jane@example.com")
+
+
+def test_confirmation_sets_expectations_and_promises_no_email(adieu: Adieu, client: Client) -> None:
+    link = adieu.link("jane@example.com")
+    page = client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"}).text
+    assert "This takes effect now" in page and "within 24 hours" in page
+    assert "We will not send you an email to confirm this." in page
+
+
+def test_optional_reason_after_unsubscribing(adieu: Adieu, client: Client) -> None:
+    link = adieu.link("jane@example.com")
+    page = client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"}).text
+    csrf = _csrf(page)
+    thanks = client.request(
+        "POST",
+        f"/u/{link.token}/reason",
+        data={"csrf": csrf, "choice": "too_many", "text": "x" * 900},
+    )
+    assert thanks.status_code == 200 and "Thank you" in thanks.text
+    last = adieu.ledger.history("jane@example.com")[-1]
+    assert last.type is EventType.REASON and last.details == {"choice": "too_many"}
+    assert last.reason == "x" * 500
+    forged = client.request("POST", f"/u/{link.token}/reason", data={"choice": "other"})
+    assert forged.status_code == 403
+    assert len(adieu.ledger.history("jane@example.com")) == 2
+
+
+def test_resubscribe_undoes_a_mistaken_click_but_not_from_another_site(
+    adieu: Adieu, client: Client
+) -> None:
+    link = adieu.link("jane@example.com")
+    csrf = _csrf(client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"}).text)
+    cross = client.request(
+        "POST",
+        f"/u/{link.token}/resubscribe",
+        data={"csrf": csrf},
+        headers={"sec-fetch-site": "cross-site"},
+    )
+    assert cross.status_code == 403
+    other_origin = client.request(
+        "POST",
+        f"/u/{link.token}/resubscribe",
+        data={"csrf": csrf},
+        headers={"origin": "https://evil.example"},
+    )
+    assert other_origin.status_code == 403
+    assert not adieu.policy.is_sendable("jane@example.com")
+    done = client.request(
+        "POST",
+        f"/u/{link.token}/resubscribe",
+        data={"csrf": csrf},
+        headers={"origin": "https://mail.example.net"},
+    )
+    assert done.status_code == 200 and "You are subscribed again" in done.text
+    assert adieu.policy.is_sendable("jane@example.com")
+
+
+def test_preference_center_shows_and_saves_choices(adieu: Adieu, client: Client) -> None:
+    ledger = adieu.ledger
+    ledger.add_topic("news", "Monthly news", "Once a month")
+    ledger.add_topic("events", "Events", default_opt_in=False)
+    link = adieu.link("jane@example.com")
+    page = client.request("GET", f"/p/{link.token}").text
+    assert 'id="topic-news" value="1" checked' in page
+    assert 'id="topic-events" value="1">' in page
+    assert 'id="frequency-every" checked' in page
+    assert "Unsubscribe from all marketing email" in page
+    saved = client.request(
+        "POST",
+        f"/p/{link.token}",
+        data={"csrf": _csrf(page), "topic-events": "1", "frequency": "weekly", "pause": "30"},
+    )
+    assert saved.status_code == 200
+    for line in (
+        "Monthly news: off",
+        "Events: on",
+        "How often: At most one email a week",
+        "Paused until",
+    ):
+        assert line in saved.text
+    policy = adieu.policy
+    assert policy.may_send("jane@example.com", "news").reason == "topic_opt_out"
+    assert policy.may_send("jane@example.com", "events").reason == "paused"
+    assert ledger.status("jane@example.com").state.frequency is Frequency.WEEKLY
+    (event,) = ledger.history("jane@example.com")
+    assert event.channel is Channel.PREFERENCES
+    again = client.request(
+        "POST",
+        f"/p/{link.token}",
+        data={
+            "csrf": _csrf(saved.text),
+            "topic-events": "1",
+            "frequency": "weekly",
+            "pause": "keep",
+        },
+    )
+    assert "Nothing was changed." in again.text
+
+
+def test_preference_center_refuses_forged_forms(adieu: Adieu, client: Client) -> None:
+    link = adieu.link("jane@example.com")
+    forged = client.request("POST", f"/p/{link.token}", data={"frequency": "monthly", "csrf": "x"})
+    assert forged.status_code == 403
+    assert events(adieu) == 0
+
+
+def test_preference_center_after_unsubscribing_offers_to_come_back(
+    adieu: Adieu, client: Client
+) -> None:
+    link = adieu.link("jane@example.com")
+    client.request("POST", f"/u/{link.token}")
+    page = client.request("GET", f"/p/{link.token}").text
+    assert "You are unsubscribed from all marketing email since" in page
+    assert "Subscribe again" in page
+
+
+def test_language_from_token_then_browser(adieu: Adieu, client: Client) -> None:
+    sv = client.request(
+        "GET",
+        f"/u/{adieu.link('jane@example.com', locale='sv').token}",
+        headers={"accept-language": "de"},
+    )
+    assert 'lang="sv"' in sv.text and "Avregistrera dig från all marknadsföringsmejl" in sv.text
+    de = client.request(
+        "GET",
+        f"/u/{adieu.link('jane@example.com').token}",
+        headers={"accept-language": "fr;q=0.5, de-CH, en;q=0.1"},
+    )
+    assert 'lang="de"' in de.text
+    fallback = client.request(
+        "GET",
+        f"/u/{adieu.link('jane@example.com').token}",
+        headers={"accept-language": "xx, ;;q=a"},
+    )
+    assert 'lang="en"' in fallback.text
+
+
+def test_brand_colours_always_meet_contrast() -> None:
+    from adieu.web.support import Palette, contrast
+
+    for brand in ("#0b5cad", "#ffcc00", "#ffffff", "#000000", "#7f7f7f", "#e63946"):
+        palette = Palette.from_brand(brand)
+        assert contrast(palette.accent, palette.on_accent) >= 4.5
+        assert contrast(palette.link, "#ffffff") >= 4.5

@@ -1,56 +1,68 @@
 """Translation catalogs (Babel ``.po`` files, read at start; no compile step).
 
-The source language is English: a message without a translation shows its
-English text. Catalogs live in ``adieu/locale/<lang>/LC_MESSAGES/messages.po``;
-``adieu/locale/messages.pot`` is extracted from the code (a test keeps it current).
+Two domains: ``messages`` holds every word a recipient sees on the pages and
+is complete in every shipped language (a test checks this); ``cli`` holds the
+operator's command-line output. The source language is English: a message
+without a translation shows its English text. Catalogs live in
+``adieu/locale/<lang>/LC_MESSAGES/<domain>.po``; the templates
+``adieu/locale/<domain>.pot`` are extracted from the code with
+``python -m adieu.i18n`` (a test keeps them current).
 """
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.pofile import read_po
 
 SOURCE_LOCALE = "en"
+PAGES = "messages"
+CLI = "cli"
+
+_ROOT = Path(__file__).parent
+_METHODS = {
+    PAGES: [("web/**.py", "python"), ("web/templates/**.html", "jinja2.ext:babel_extract")],
+    CLI: [("web/**", "ignore"), ("**.py", "python")],
+}
 
 
 @cache
-def available() -> tuple[str, ...]:
-    """Locales with a catalog, plus the source language."""
+def available(domain: str = PAGES) -> tuple[str, ...]:
+    """Locales with a catalog for ``domain``, plus the source language."""
     root = resources.files("adieu") / "locale"
     found = {SOURCE_LOCALE}
     if root.is_dir():
         for entry in root.iterdir():
-            if (entry / "LC_MESSAGES" / "messages.po").is_file():
+            if (entry / "LC_MESSAGES" / f"{domain}.po").is_file():
                 found.add(entry.name)
     return tuple(sorted(found))
 
 
 @cache
-def _catalog(locale: str) -> dict[str, str]:
-    if locale == SOURCE_LOCALE:
+def catalog(locale: str, domain: str = PAGES) -> dict[str, str]:
+    """The translations of one locale (fuzzy and empty entries left out)."""
+    if locale == SOURCE_LOCALE or locale not in available(domain):
         return {}
-    path = resources.files("adieu") / "locale" / locale / "LC_MESSAGES" / "messages.po"
+    path = resources.files("adieu") / "locale" / locale / "LC_MESSAGES" / f"{domain}.po"
     with path.open("rb") as fh:
-        catalog = read_po(fh, locale=locale)
+        parsed = read_po(fh, locale=locale)
     return {
         str(m.id): str(m.string)
-        for m in catalog
+        for m in parsed
         if m.id and isinstance(m.id, str) and m.string and not m.fuzzy
     }
 
 
-def gettext(message: str, locale: str = SOURCE_LOCALE) -> str:
-    if locale not in available():
-        return message
-    return _catalog(locale).get(message, message)
+def gettext(message: str, locale: str = SOURCE_LOCALE, domain: str = PAGES) -> str:
+    return catalog(locale, domain).get(message, message)
 
 
 def _(message: str) -> str:
-    """Mark and translate a message in the source language (CLI output)."""
-    return gettext(message, SOURCE_LOCALE)
+    """Mark and translate a message of the command line (``cli`` domain)."""
+    return gettext(message, SOURCE_LOCALE, CLI)
 
 
 def negotiate(*candidates: str | None, default: str = SOURCE_LOCALE) -> str:
@@ -61,7 +73,7 @@ def negotiate(*candidates: str | None, default: str = SOURCE_LOCALE) -> str:
             continue
         try:
             parsed = Locale.parse(tag.replace("-", "_"))
-        except (ValueError, UnknownLocaleError):
+        except (ValueError, TypeError, UnknownLocaleError):
             continue
         for name in (str(parsed), parsed.language):
             if name in have:
@@ -69,42 +81,37 @@ def negotiate(*candidates: str | None, default: str = SOURCE_LOCALE) -> str:
     return default if default in have else SOURCE_LOCALE
 
 
-def extract() -> list[str]:
-    """Every message id in the code and templates, in order of first use."""
-    from pathlib import Path
-
+def extract(domain: str = PAGES) -> list[str]:
+    """Every message id of ``domain`` in the code and templates, in order of use."""
     from babel.messages.extract import extract_from_dir
 
-    root = Path(__file__).parent
-    method_map = [("**.py", "python"), ("web/templates/**.html", "jinja2.ext:babel_extract")]
     seen: dict[str, None] = {}
     for _file, _line, message, _comments, _context in extract_from_dir(
-        str(root), method_map, keywords={"_": None, "gettext": None}
+        str(_ROOT), _METHODS[domain], keywords={"_": None, "gettext": None}
     ):
         if isinstance(message, str):
             seen.setdefault(message, None)
     return list(seen)
 
 
-def write_template(path: str) -> int:
-    """Write ``messages.pot`` (``python -m adieu.i18n``); returns the count."""
+def write_template(domain: str) -> int:
+    """Write ``<domain>.pot``; returns the number of messages."""
     from babel.messages.catalog import Catalog
     from babel.messages.pofile import write_po
 
-    catalog = Catalog(project="Adieu", charset="utf-8")
-    messages = extract()
+    template = Catalog(project="Adieu", charset="utf-8")
+    messages = extract(domain)
     for message in messages:
-        catalog.add(message)
-    with open(path, "wb") as fh:
-        write_po(fh, catalog, omit_header=False, sort_output=True, width=100)
+        template.add(message)
+    target = _ROOT / "locale" / f"{domain}.pot"
+    target.parent.mkdir(exist_ok=True)
+    with target.open("wb") as fh:
+        write_po(fh, template, omit_header=True, sort_output=True, width=100)
     return len(messages)
 
 
 if __name__ == "__main__":
     import sys
-    from pathlib import Path
 
-    target = Path(__file__).parent / "locale" / "messages.pot"
-    target.parent.mkdir(exist_ok=True)
-    count = write_template(str(target))
-    sys.stdout.write(f"{count} messages written to {target}\n")
+    for name in (PAGES, CLI):
+        sys.stdout.write(f"{name}: {write_template(name)} messages\n")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +46,28 @@ class Settings(BaseSettings):
     address_display: AddressDisplay = Field(
         default="mask", description="How pages show the address (R4): mask, full or hash."
     )
+    display_timezone: str = Field(
+        default="UTC",
+        description="Time zone for dates shown on the pages, e.g. Europe/Stockholm.",
+    )
+    honour_hours: int = Field(
+        default=24,
+        ge=0,
+        le=240,
+        description="Pages say a message already on its way may arrive within this many hours.",
+    )
+    brand_colour: str = Field(
+        default="#0b5cad",
+        pattern=r"^#[0-9a-fA-F]{6}$",
+        description="Button colour (#rrggbb); the text on it is black or white, to read well.",
+    )
+    logo_file: Path | None = Field(
+        default=None,
+        description="A PNG, SVG, JPEG or WebP logo shown on the pages (served by Adieu).",
+    )
+    privacy_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="Link to the sender's privacy policy."
+    )
     mailto_domain: str | None = Field(
         default=None,
         description="When set, List-Unsubscribe also offers mailto:unsubscribe+TOKEN@DOMAIN.",
@@ -69,6 +92,15 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
         )
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -1,30 +1,31 @@
-"""The web service: landing page, RFC 8058 one-click unsubscribe, health.
+"""The web service: landing page, RFC 8058 one-click, confirmation, preferences.
 
 A GET never changes anything (link scanners fetch every URL in a message); the
-unsubscribe happens on POST, and the ledger commits before the response.
+unsubscribe happens on POST, and the ledger commits before the response. No
+page needs JavaScript, a login or an address typed in (R11, R12); none sends
+an email about what was done (R13).
 """
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from adieu import __version__
 from adieu.errors import AdieuError, InvalidToken
-from adieu.i18n import gettext, negotiate
-from adieu.ledger import Channel
+from adieu.i18n import gettext
+from adieu.ledger import Channel, ContactStatus, Frequency, Outcome
 from adieu.service import Adieu
 from adieu.tokens import ALL, TokenPayload
-
-MAX_BODY = 64 * 1024
+from adieu.web.support import Pages, Palette, parse_form, read_body
 
 SECURITY_HEADERS = {
     # The token is in the URL: it must not leak to other sites.
@@ -38,15 +39,16 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+REASONS = ("too_many", "not_relevant", "never_signed_up", "other")
+PAUSES = (30, 60, 90)
+REASON_TEXT_MAX = 500
+LOGO_TYPES = {".png", ".svg", ".jpg", ".jpeg", ".webp"}
+
 
 def create_app(adieu: Adieu) -> FastAPI:
     app = FastAPI(title="Adieu", version=__version__, docs_url=None, redoc_url=None)
-    templates = Environment(
-        loader=FileSystemLoader(str(resources.files("adieu") / "web" / "templates")),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    pages = Pages(adieu)
+    palette = Palette.from_brand(adieu.settings.brand_colour)
     app.mount("/static", StaticFiles(directory=str(resources.files("adieu") / "web" / "static")))
 
     @app.middleware("http")
@@ -58,99 +60,222 @@ def create_app(adieu: Adieu) -> FastAPI:
             response.headers.setdefault(name, value)
         return response
 
-    def locale_for(request: Request, payload: TokenPayload | None = None) -> str:
-        accept = request.headers.get("accept-language", "")
-        tags = [part.split(";")[0].strip() for part in accept.split(",") if part.strip()]
-        return negotiate(
-            payload.locale if payload else None, *tags, default=adieu.settings.default_locale
-        )
-
-    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        locale = context.pop("locale", None) or locale_for(request)
-        html = templates.get_template(name).render(
-            _=lambda message: gettext(message, locale),
-            lang=locale,
-            sender=adieu.settings.sender_name,
-            **context,
-        )
-        return HTMLResponse(html, status_code=status)
-
-    def open_token(token: str) -> TokenPayload:
-        return adieu.codec.open(token)
-
     @app.exception_handler(InvalidToken)
     async def invalid_token(request: Request, exc: InvalidToken) -> Response:
-        if request.method == "POST" and not _is_page_form(request):
-            return PlainTextResponse(
-                gettext("This link is not valid.", locale_for(request)), status_code=400
-            )
-        return render(request, "invalid.html", status=400)
+        locale = pages.locale(request)
+        if getattr(request.state, "one_click", False):
+            return PlainTextResponse(gettext("This link is not valid.", locale), status_code=400)
+        return pages.render("invalid.html", locale, status=400)
 
     @app.exception_handler(AdieuError)
     async def adieu_error(request: Request, exc: AdieuError) -> Response:
-        return render(request, "error.html", status=exc.http_status)
+        return pages.render("error.html", pages.locale(request), status=exc.http_status)
 
-    @app.get("/", response_class=HTMLResponse)
+    # -- plumbing -------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
     async def home(request: Request) -> Response:
-        return render(request, "home.html")
+        return pages.render("home.html", pages.locale(request))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.api_route("/u/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
-    async def landing(request: Request, token: str) -> Response:
-        payload = open_token(token)
+    @app.get("/brand.css", include_in_schema=False)
+    async def brand_css() -> Response:
+        return Response(palette.css(), media_type="text/css")
+
+    @app.get("/brand/logo", include_in_schema=False)
+    async def logo() -> Response:
+        path = adieu.settings.logo_file
+        if path is None or path.suffix.lower() not in LOGO_TYPES or not path.is_file():
+            return Response(status_code=404)
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return Response(path.read_bytes(), media_type=kind)
+
+    def context(request: Request, token: str) -> tuple[TokenPayload, str, dict[str, Any]]:
+        payload = adieu.codec.open(token)
+        locale = pages.locale(request, payload)
+        topic = adieu.ledger.topic(payload.scope) if payload.scope != ALL else None
         shown = adieu.hasher.display(payload.address, adieu.settings.address_display)
-        return render(
-            request,
-            "landing.html",
-            locale=locale_for(request, payload),
-            address=shown,
-            token=token,
-            topic=payload.scope if payload.scope != ALL else None,
+        return (
+            payload,
+            locale,
+            {
+                "token": token,
+                "address": shown,
+                "topic": topic,
+                "csrf": pages.csrf_for(token),
+            },
         )
 
-    @app.post("/u/{token}")
+    # -- landing page and unsubscribe ---------------------------------------------
+
+    @app.api_route("/u/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def landing(request: Request, token: str) -> Response:
+        _, locale, ctx = await run_in_threadpool(context, request, token)
+        return pages.render("landing.html", locale, **ctx)
+
+    @app.post("/u/{token}", include_in_schema=False)
     async def unsubscribe(request: Request, token: str) -> Response:
-        body = await _read_body(request)
-        from_page = _is_page_form(request) and "adieu-page" in parse_qs(body.decode("latin-1"))
-        payload = open_token(token)
-        # RFC 8058 §3.2: the POST alone (any of its body forms) unsubscribes
-        # what the URI names. The page's own button always means all (R3).
-        scope = ALL if from_page else payload.scope
+        body = await read_body(request)
+        form = parse_form(request, body)
+        from_page = "adieu-page" in form
+        request.state.one_click = not from_page
+        payload, locale, ctx = await run_in_threadpool(context, request, token)
+        # RFC 8058 §3.2: the POST alone, with any of its body forms, unsubscribes
+        # what the URI names. The page's first button always means all (R3).
+        scope = payload.scope if (not from_page or form.get("scope") == "topic") else ALL
         outcome = await run_in_threadpool(
             adieu.ledger.unsubscribe,
             payload.address,
             scope,
             channel=Channel.LANDING_PAGE if from_page else Channel.ONE_CLICK,
             campaign=payload.campaign,
-            details={"token_issued_at": payload.issued_at.isoformat(), "key_id": payload.key_id},
+            details={
+                "token_issued_at": payload.issued_at.isoformat(),
+                "key_id": payload.key_id,
+                "shown": "landing_page" if from_page else "mail_client",
+            },
         )
-        locale = locale_for(request, payload)
         if not from_page:
-            # RFC 8058 §3.2: a plain 200, never a redirect, no cookies.
+            # RFC 8058 §3.2: a plain 200, never a redirect, no cookies needed.
             return PlainTextResponse(gettext("You are unsubscribed.", locale))
-        return render(
-            request,
+        return confirmation(locale, ctx, outcome)
+
+    def confirmation(locale: str, ctx: dict[str, Any], outcome: Outcome) -> Response:
+        return pages.render(
             "confirmed.html",
-            locale=locale,
+            locale,
             changed=outcome.changed,
-            since=outcome.since.isoformat(timespec="minutes") if outcome.since else "",
+            scope=outcome.scope,
+            since=pages.when(outcome.since, locale),
+            hours=adieu.settings.honour_hours,
+            reasons=REASONS,
+            reason_max=REASON_TEXT_MAX,
+            **ctx,
         )
+
+    @app.post("/u/{token}/reason", include_in_schema=False)
+    async def reason(request: Request, token: str) -> Response:
+        form = parse_form(request, await read_body(request))
+        payload, locale, ctx = await run_in_threadpool(context, request, token)
+        if not pages.csrf_ok(request, token, form):
+            return pages.render("expired.html", locale, status=403, **ctx)
+        choice = form.get("choice") if form.get("choice") in REASONS else None
+        text = form.get("text", "").strip()[:REASON_TEXT_MAX]
+        if choice or text:
+            await run_in_threadpool(
+                adieu.ledger.add_reason,
+                payload.address,
+                text or (choice or ""),
+                choice=choice,
+                channel=Channel.LANDING_PAGE,
+            )
+        return pages.render("thanks.html", locale, **ctx)
+
+    @app.post("/u/{token}/resubscribe", include_in_schema=False)
+    async def resubscribe(request: Request, token: str) -> Response:
+        form = parse_form(request, await read_body(request))
+        payload, locale, ctx = await run_in_threadpool(context, request, token)
+        if not pages.csrf_ok(request, token, form):
+            return pages.render("expired.html", locale, status=403, **ctx)
+        scope = payload.scope if form.get("scope") == "topic" else ALL
+        await run_in_threadpool(
+            adieu.ledger.resubscribe,
+            payload.address,
+            scope,
+            channel=Channel.LANDING_PAGE,
+            campaign=payload.campaign,
+            details={"shown": "confirmation_page"},
+        )
+        return pages.render("resubscribed.html", locale, scope=scope, **ctx)
+
+    # -- preference center --------------------------------------------------------
+
+    def preferences_view(payload: TokenPayload, locale: str) -> dict[str, Any]:
+        status: ContactStatus = adieu.ledger.status(payload.address, with_history=False)
+        state = status.state
+        opted_out = {s.scope for s in state.suppressions if s.scope != ALL}
+        topics = [
+            {
+                "key": t.key,
+                "name": t.name,
+                "description": t.description,
+                "on": t.key not in opted_out
+                and (t.default_opt_in or t.key in state.subscribed_topics),
+            }
+            for t in adieu.ledger.topics()
+        ]
+        now = adieu.ledger.now()
+        paused = state.paused_until if state.paused_until and state.paused_until > now else None
+        return {
+            "topics": topics,
+            "frequency": state.frequency.value,
+            "paused_until": pages.when(paused, locale) if paused else "",
+            "suppressed_since": pages.when(status.suppressed_since, locale),
+            "pauses": PAUSES,
+        }
+
+    @app.api_route("/p/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def preferences(request: Request, token: str) -> Response:
+        payload, locale, ctx = await run_in_threadpool(context, request, token)
+        view = await run_in_threadpool(preferences_view, payload, locale)
+        return pages.render("preferences.html", locale, changes=None, **view, **ctx)
+
+    @app.post("/p/{token}", include_in_schema=False)
+    async def save_preferences(request: Request, token: str) -> Response:
+        form = parse_form(request, await read_body(request))
+        payload, locale, ctx = await run_in_threadpool(context, request, token)
+        if not pages.csrf_ok(request, token, form):
+            return pages.render("expired.html", locale, status=403, **ctx)
+
+        def save() -> list[tuple[str, Any, Any]]:
+            ledger = adieu.ledger
+            wanted = {t.key: f"topic-{t.key}" in form for t in ledger.topics()}
+            frequency = form.get("frequency")
+            pause = form.get("pause", "keep")
+            now = ledger.now()
+            return ledger.set_preferences(
+                payload.address,
+                channel=Channel.PREFERENCES,
+                topics=wanted,
+                frequency=Frequency(frequency)
+                if frequency in {f.value for f in Frequency}
+                else None,
+                paused_until=(
+                    now + timedelta(days=int(pause)) if pause in {str(d) for d in PAUSES} else None
+                ),
+                clear_pause=pause == "none",
+                details={"campaign": payload.campaign, "shown": "preference_center"},
+            )
+
+        changes = await run_in_threadpool(save)
+        view = await run_in_threadpool(preferences_view, payload, locale)
+        names = {t["key"]: t["name"] for t in view["topics"]}
+        described = [_describe(change, names, locale, pages) for change in changes]
+        return pages.render("preferences.html", locale, changes=described, **view, **ctx)
 
     return app
 
 
-def _is_page_form(request: Request) -> bool:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return kind == "application/x-www-form-urlencoded"
-
-
-async def _read_body(request: Request) -> bytes:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            break
-    return body[:MAX_BODY]
+def _describe(
+    change: tuple[str, Any, Any], names: dict[str, str], locale: str, pages: Pages
+) -> str:
+    """One saved change, as the preference center lists it."""
+    what, _, new = change
+    if what.startswith("topic:"):
+        key = what.removeprefix("topic:")
+        text = gettext("{topic}: on", locale) if new else gettext("{topic}: off", locale)
+        return text.format(topic=names.get(key, key))
+    if what == "frequency":
+        labels = {
+            "every": gettext("Every email we send", locale),
+            "weekly": gettext("At most one email a week", locale),
+            "monthly": gettext("At most one email a month", locale),
+        }
+        return gettext("How often: {choice}", locale).format(choice=labels[new])
+    if new is None:
+        return gettext("The pause has ended.", locale)
+    when = pages.when(datetime.fromisoformat(new), locale)
+    return gettext("Paused until {date}.", locale).format(date=when)

@@ -1,0 +1,174 @@
+"""What the public pages share: rendering, language, dates, brand, forms, CSRF."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from adieu.i18n import gettext, negotiate
+from adieu.service import Adieu
+from adieu.tokens import TokenPayload
+
+MAX_FORM = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2.1 contrast ratio of two #rrggbb colours."""
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class Palette:
+    """Brand colours adjusted to meet WCAG 2.1 AA (4.5:1 for text)."""
+
+    accent: str
+    on_accent: str
+    link: str
+
+    @classmethod
+    def from_brand(cls, brand: str, ink: str = "#1f2328", paper: str = "#ffffff") -> Palette:
+        brand = brand.lower()
+        on_accent = paper if contrast(brand, paper) >= contrast(brand, ink) else ink
+        if contrast(brand, on_accent) < 4.5:  # neither reads well on it: fall back
+            brand, on_accent = "#0b5cad", paper
+        link = brand if contrast(brand, paper) >= 4.5 else ink
+        return cls(accent=brand, on_accent=on_accent, link=link)
+
+    def css(self) -> str:
+        return (
+            f":root {{ --accent: {self.accent}; --on-accent: {self.on_accent}; "
+            f"--link: {self.link}; }}\n"
+        )
+
+
+class Pages:
+    """Renders the public pages in the reader's language."""
+
+    def __init__(self, adieu: Adieu) -> None:
+        self.adieu = adieu
+        self.settings = adieu.settings
+        self.zone = ZoneInfo(self.settings.display_timezone)
+        self.env = Environment(
+            loader=FileSystemLoader(str(resources.files("adieu") / "web" / "templates")),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._csrf_key = hmac.digest(adieu.keyring.hash_key, b"adieu csrf v1", "sha256")
+
+    def locale(self, request: Request, payload: TokenPayload | None = None) -> str:
+        """The link's language, then the browser's, then the configured default."""
+        accept = request.headers.get("accept-language", "")[:500]
+        weighted = []
+        for position, part in enumerate(accept.split(",")):
+            tag, _, params = part.strip().partition(";")
+            quality = 1.0
+            if params.strip().startswith("q="):
+                try:
+                    quality = float(params.strip()[2:])
+                except ValueError:
+                    quality = 0.0
+            if tag and quality > 0:
+                weighted.append((-quality, position, tag.strip()))
+        tags = [tag for _, _, tag in sorted(weighted)]
+        return negotiate(
+            payload.locale if payload else None, *tags, default=self.settings.default_locale
+        )
+
+    def when(self, moment: datetime | None, locale: str) -> str:
+        """A date and time in the reader's language, in the display time zone."""
+        if moment is None:
+            return ""
+        return format_datetime(moment, format="long", tzinfo=self.zone, locale=locale)
+
+    def render(self, name: str, locale: str, status: int = 200, **context: Any) -> HTMLResponse:
+        def translate(message: str, **values: Any) -> str:
+            text = gettext(message, locale)
+            return text.format(**values) if values else text
+
+        html = self.env.get_template(name).render(
+            _=translate,
+            lang=locale,
+            sender=self.settings.sender_name,
+            has_logo=self.settings.logo_file is not None,
+            privacy_url=self.settings.privacy_url,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    # -- forms and cross-site protection -------------------------------------
+
+    def csrf_for(self, token: str) -> str:
+        digest = hmac.digest(self._csrf_key, token.encode("ascii", "replace"), "sha256")
+        return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+
+    def same_site(self, request: Request) -> bool:
+        """False when the browser says the form was posted from another site."""
+        if request.headers.get("sec-fetch-site", "same-origin") == "cross-site":
+            return False
+        origin = request.headers.get("origin")
+        if origin and origin != "null":
+            own = {
+                _origin(str(request.base_url)),
+                _origin(self.settings.base_url),
+            }
+            return _origin(origin) in own
+        return True
+
+    def csrf_ok(self, request: Request, token: str, form: dict[str, str]) -> bool:
+        expected = self.csrf_for(token)
+        given = form.get("csrf", "")
+        return self.same_site(request) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+async def read_body(request: Request, limit: int = MAX_FORM) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return body[:limit]
+    return body
+
+
+def parse_form(request: Request, body: bytes) -> dict[str, str]:
+    """A page form's fields (urlencoded only; anything else reads as empty)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != FORM_TYPE:
+        return {}
+    try:
+        fields = parse_qs(
+            body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200
+        )
+    except ValueError:  # too many fields
+        return {}
+    return {key: values[-1] for key, values in fields.items()}
+
+
+def token_digest(token: str) -> str:
+    """A short, non-reversible tag of a token, for logs (tokens are credentials)."""
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()[:12]
