@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 import string
-from datetime import UTC
 from collections.abc import Iterator
+from datetime import UTC
 
 import httpx
 import pytest
