@@ -56,7 +56,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Adieu]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adieu]:
     data = tmp_path_factory.mktemp("browser")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -65,11 +65,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Adie
     app.ledger.add_topic("news", "Monthly news", "Once a month, the best of what we wrote")
     app.ledger.add_topic("offers", "Offers")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
-    env |= {"ADIEU_DATA_DIR": str(data / "data"), "ADIEU_BASE_URL": base,
-            "ADIEU_SENDER_NAME": "Example News", "ADIEU_CONFIG": str(data / "none.toml")}
+    env |= {
+        "ADIEU_DATA_DIR": str(data / "data"),
+        "ADIEU_BASE_URL": base,
+        "ADIEU_SENDER_NAME": "Example News",
+        "ADIEU_CONFIG": str(data / "none.toml"),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "adieu", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -79,7 +85,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Adie
         except OSError:
             assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
             time.sleep(0.1)
-    yield base, app
+    yield app
     proc.terminate()
     proc.wait(timeout=10)
     app.close()
@@ -131,9 +137,9 @@ def _shot(page: Page, name: str) -> None:
 
 @pytest.mark.parametrize("width", [375, 1280])
 def test_unsubscribe_in_one_click_from_the_landing_page(
-    server: tuple[str, Adieu], browser: Browser, width: int
+    server: Adieu, browser: Browser, width: int
 ) -> None:
-    base, app = server
+    app = server
     address = f"reader{width}@example.com"
     link = app.link(address, topic="news")
     _axe(browser, link.url, width, "landing page")
@@ -159,9 +165,9 @@ def test_unsubscribe_in_one_click_from_the_landing_page(
 
 @pytest.mark.parametrize("width", [375, 1280])
 def test_preference_center_saves_and_says_what_changed(
-    server: tuple[str, Adieu], browser: Browser, width: int
+    server: Adieu, browser: Browser, width: int
 ) -> None:
-    base, app = server
+    app = server
     address = f"prefs{width}@example.com"
     link = app.link(address)
     _axe(browser, link.preferences_url, width, "preference center")
@@ -179,8 +185,8 @@ def test_preference_center_saves_and_says_what_changed(
     page.context.close()
 
 
-def test_landing_page_fits_320px(server: tuple[str, Adieu], browser: Browser) -> None:
-    base, app = server
+def test_landing_page_fits_320px(server: Adieu, browser: Browser) -> None:
+    app = server
     page = _page(browser, 320, javascript=True)
     page.goto(app.link("a.rather.long.address.for.a.narrow.screen@example.com", topic="news").url)
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
@@ -189,16 +195,16 @@ def test_landing_page_fits_320px(server: tuple[str, Adieu], browser: Browser) ->
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_every_language_works_end_to_end(
-    server: tuple[str, Adieu], browser: Browser, language: str
-) -> None:
-    base, app = server
+def test_every_language_works_end_to_end(server: Adieu, browser: Browser, language: str) -> None:
+    app = server
     address = f"lang-{language}@example.com"
     link = app.link(address, locale=language)
     page = _page(browser, 375, javascript=False)
     page.goto(link.url)
     assert page.locator("html").get_attribute("lang") == language
-    page.get_by_role("button", name=gettext("Unsubscribe from all marketing email", language)).click()
+    page.get_by_role(
+        "button", name=gettext("Unsubscribe from all marketing email", language)
+    ).click()
     heading = gettext("You are unsubscribed", language)
     assert page.get_by_role("heading", name=heading).is_visible()
     _shot(page, f"confirmed-{language}")

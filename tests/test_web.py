@@ -399,3 +399,58 @@ def test_brand_colours_always_meet_contrast() -> None:
         palette = Palette.from_brand(brand)
         assert contrast(palette.accent, palette.on_accent) >= 4.5
         assert contrast(palette.link, "#ffffff") >= 4.5
+
+
+def test_concurrent_one_clicks_share_commits_and_all_land(adieu: Adieu) -> None:
+    """A burst of one-click POSTs: every one acknowledged is in the ledger."""
+    batches: list[int] = []
+    original = adieu.ledger.unsubscribe_many
+
+    def recording(requests):  # type: ignore[no-untyped-def]
+        batches.append(len(requests))
+        return original(requests)
+
+    adieu.ledger.unsubscribe_many = recording  # type: ignore[method-assign]
+    links = [adieu.link(f"burst{i}@example.com") for i in range(40)]
+    links.append(links[0])  # the same person twice in one burst
+    client = Client(adieu)
+
+    async def burst() -> list[httpx.Response]:
+        return await asyncio.gather(
+            *(
+                client.client.post(
+                    f"/u/{link.token}",
+                    content=b"List-Unsubscribe=One-Click",
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                )
+                for link in links
+            )
+        )
+
+    try:
+        responses = client.loop.run_until_complete(burst())
+    finally:
+        client.close()
+    assert [r.status_code for r in responses] == [200] * len(links)
+    assert sum(batches) == len(links) and max(batches) > 1
+    for i in range(40):
+        assert not adieu.policy.is_sendable(f"burst{i}@example.com")
+    assert len(adieu.ledger.history("burst0@example.com")) == 1
+
+
+def test_unsubscribe_many_reports_bad_requests_in_place(adieu: Adieu) -> None:
+    from adieu.errors import InvalidAddress, UnknownTopic
+    from adieu.ledger import UnsubscribeRequest
+
+    results = adieu.ledger.unsubscribe_many(
+        [
+            UnsubscribeRequest("a@example.com"),
+            UnsubscribeRequest("not an address"),
+            UnsubscribeRequest("b@example.com", scope="nope"),
+            UnsubscribeRequest("c@example.com"),
+        ]
+    )
+    assert isinstance(results[1], InvalidAddress) and isinstance(results[2], UnknownTopic)
+    assert results[0].changed and results[3].changed  # type: ignore[union-attr]
+    assert adieu.policy.is_sendable("b@example.com")
+    assert not adieu.policy.is_sendable("c@example.com")

@@ -15,6 +15,7 @@ from adieu.ledger.core import (
     SendState,
     SuppressionRecord,
     Topic,
+    UnsubscribeRequest,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "SendState",
     "SuppressionRecord",
     "Topic",
+    "UnsubscribeRequest",
 ]

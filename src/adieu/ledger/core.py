@@ -7,9 +7,9 @@ state and appends an event, then commits. Nothing else writes consent state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from adieu.addresses import AddressHasher, canonical
-from adieu.errors import InvalidInput, TopicExists, UnknownTopic
+from adieu.errors import AdieuError, InvalidInput, TopicExists, UnknownTopic
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE, ReadPool
 from adieu.ledger.schema import as_utc
@@ -98,6 +98,19 @@ class Outcome:
     reason: Reason | None = None
     event_id: int | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeRequest:
+    """One unsubscribe, as ``Ledger.unsubscribe_many`` takes them."""
+
+    address: str
+    scope: str | None = ALL
+    channel: Channel = Channel.API
+    campaign: str | None = None
+    reason: str | None = None
+    details: Mapping[str, Any] | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,38 +381,73 @@ class Ledger:
         at: datetime | None = None,
     ) -> Outcome:
         """Stop marketing for ``scope``. A repeat changes nothing and says since when."""
-        address = canonical(address)
-        scope = self.check_scope(scope)
-        at = at or self.now()
+        request = self._checked(
+            UnsubscribeRequest(address, scope, channel, campaign, reason, details, at)
+        )
         with self._write() as conn:
-            contact = self._contact(conn, address)
-            assert contact is not None
-            held = [
-                s
-                for s in self._suppressions(conn, contact.id, scope)
-                if s.reason in CONSENT_REASONS
-            ]
-            if held:
-                first = min(held, key=lambda s: s.since)
-                return Outcome(changed=False, scope=scope, since=first.since, reason=first.reason)
-            event_id = self._event(
-                conn,
-                contact.id,
-                EventType.UNSUBSCRIBE,
-                channel,
-                scope,
-                at,
-                campaign=campaign,
-                reason=_clip(reason),
-                details=details,
-            )
-            self._suppress(conn, contact.id, scope, Reason.UNSUBSCRIBE, at, event_id)
-            if scope != ALL:
-                conn.execute(
-                    delete(t.subscriptions).where(
-                        t.subscriptions.c.contact_id == contact.id, t.subscriptions.c.topic == scope
-                    )
+            return self._unsubscribe(conn, request)
+
+    def unsubscribe_many(
+        self, requests: Sequence[UnsubscribeRequest]
+    ) -> list[Outcome | AdieuError]:
+        """Several unsubscribes in one transaction, so one durable commit serves
+        them all (group commit). A request that is not valid gets its error in
+        its place and writes nothing; the others go ahead."""
+        checked: list[UnsubscribeRequest | AdieuError] = []
+        for request in requests:
+            try:
+                checked.append(self._checked(request))
+            except AdieuError as exc:
+                checked.append(exc)
+        # Lock contacts in one global order, so concurrent batches never deadlock.
+        order = sorted(
+            (i for i, r in enumerate(checked) if isinstance(r, UnsubscribeRequest)),
+            key=lambda i: self.hasher.hash(checked[i].address),  # type: ignore[union-attr]
+        )
+        results: list[Outcome | AdieuError] = list(checked)  # type: ignore[arg-type]
+        with self._write() as conn:
+            for i in order:
+                results[i] = self._unsubscribe(conn, checked[i])  # type: ignore[arg-type]
+        return results
+
+    def _checked(self, request: UnsubscribeRequest) -> UnsubscribeRequest:
+        return replace(
+            request,
+            address=canonical(request.address),
+            scope=self.check_scope(request.scope),
+            at=request.at or self.now(),
+            campaign=check_campaign(request.campaign),
+        )
+
+    def _unsubscribe(self, conn: Connection, request: UnsubscribeRequest) -> Outcome:
+        scope = request.scope or ALL
+        at = request.at or self.now()
+        contact = self._contact(conn, request.address)
+        assert contact is not None
+        held = [
+            s for s in self._suppressions(conn, contact.id, scope) if s.reason in CONSENT_REASONS
+        ]
+        if held:
+            first = min(held, key=lambda s: s.since)
+            return Outcome(changed=False, scope=scope, since=first.since, reason=first.reason)
+        event_id = self._event(
+            conn,
+            contact.id,
+            EventType.UNSUBSCRIBE,
+            request.channel,
+            scope,
+            at,
+            campaign=request.campaign,
+            reason=_clip(request.reason),
+            details=request.details,
+        )
+        self._suppress(conn, contact.id, scope, Reason.UNSUBSCRIBE, at, event_id)
+        if scope != ALL:
+            conn.execute(
+                delete(t.subscriptions).where(
+                    t.subscriptions.c.contact_id == contact.id, t.subscriptions.c.topic == scope
                 )
+            )
         return Outcome(
             changed=True, scope=scope, since=at, reason=Reason.UNSUBSCRIBE, event_id=event_id
         )

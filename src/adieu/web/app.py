@@ -9,7 +9,6 @@ an email about what was done (R13).
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -18,13 +17,15 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adieu import __version__
 from adieu.errors import AdieuError, InvalidToken
 from adieu.i18n import gettext
-from adieu.ledger import Channel, ContactStatus, Frequency, Outcome
+from adieu.ledger import Channel, ContactStatus, Frequency, Outcome, UnsubscribeRequest
 from adieu.service import Adieu
 from adieu.tokens import ALL, TokenPayload
+from adieu.web.commit import GroupCommit
 from adieu.web.support import Pages, Palette, parse_form, read_body
 
 SECURITY_HEADERS = {
@@ -51,14 +52,8 @@ def create_app(adieu: Adieu) -> FastAPI:
     palette = Palette.from_brand(adieu.settings.brand_colour)
     app.mount("/static", StaticFiles(directory=str(resources.files("adieu") / "web" / "static")))
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders)
+    committer = GroupCommit(adieu.ledger)
 
     @app.exception_handler(InvalidToken)
     async def invalid_token(request: Request, exc: InvalidToken) -> Response:
@@ -113,7 +108,8 @@ def create_app(adieu: Adieu) -> FastAPI:
 
     @app.api_route("/u/{token}", methods=["GET", "HEAD"], include_in_schema=False)
     async def landing(request: Request, token: str) -> Response:
-        _, locale, ctx = await run_in_threadpool(context, request, token)
+        # No database work here (the topic names are cached): render in the loop.
+        _, locale, ctx = context(request, token)
         return pages.render("landing.html", locale, **ctx)
 
     @app.post("/u/{token}", include_in_schema=False)
@@ -122,21 +118,22 @@ def create_app(adieu: Adieu) -> FastAPI:
         form = parse_form(request, body)
         from_page = "adieu-page" in form
         request.state.one_click = not from_page
-        payload, locale, ctx = await run_in_threadpool(context, request, token)
+        payload, locale, ctx = context(request, token)
         # RFC 8058 §3.2: the POST alone, with any of its body forms, unsubscribes
         # what the URI names. The page's first button always means all (R3).
         scope = payload.scope if (not from_page or form.get("scope") == "topic") else ALL
-        outcome = await run_in_threadpool(
-            adieu.ledger.unsubscribe,
-            payload.address,
-            scope,
-            channel=Channel.LANDING_PAGE if from_page else Channel.ONE_CLICK,
-            campaign=payload.campaign,
-            details={
-                "token_issued_at": payload.issued_at.isoformat(),
-                "key_id": payload.key_id,
-                "shown": "landing_page" if from_page else "mail_client",
-            },
+        outcome = await committer.unsubscribe(
+            UnsubscribeRequest(
+                payload.address,
+                scope,
+                channel=Channel.LANDING_PAGE if from_page else Channel.ONE_CLICK,
+                campaign=payload.campaign,
+                details={
+                    "token_issued_at": payload.issued_at.isoformat(),
+                    "key_id": payload.key_id,
+                    "shown": "landing_page" if from_page else "mail_client",
+                },
+            )
         )
         if not from_page:
             # RFC 8058 §3.2: a plain 200, never a redirect, no cookies needed.
@@ -257,6 +254,28 @@ def create_app(adieu: Adieu) -> FastAPI:
         return pages.render("preferences.html", locale, changes=described, **view, **ctx)
 
     return app
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response (plain ASGI: no overhead)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _describe(
