@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from adieu.errors import InvalidAddress, InvalidInput, TopicExists, UnknownTopic
 from adieu.ledger import Channel, EventType, Frequency, Reason, SuppressionRecord
@@ -187,18 +187,21 @@ def test_invalid_address_writes_nothing(adieu: Adieu) -> None:
     assert count(adieu, t.contacts) == 0 and count(adieu, t.events) == 0
 
 
-def test_a_failure_inside_an_operation_leaves_no_partial_write(
-    adieu: Adieu, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ledger = adieu.ledger
+def test_a_failure_inside_an_operation_leaves_no_partial_write(adieu: Adieu) -> None:
+    """The database fails at the last write of an unsubscribe: nothing of it stays."""
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("disk full")
+    def fail_on_suppression(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO SUPPRESSIONS"):
+            raise RuntimeError("disk full")
 
-    monkeypatch.setattr(ledger, "_suppress", broken)
-    with pytest.raises(RuntimeError):
-        ledger.unsubscribe("jane@example.com", channel=Channel.CLI)
+    event.listen(adieu.engine, "before_cursor_execute", fail_on_suppression)
+    try:
+        with pytest.raises(RuntimeError):
+            adieu.ledger.unsubscribe("jane@example.com", channel=Channel.CLI)
+    finally:
+        event.remove(adieu.engine, "before_cursor_execute", fail_on_suppression)
     assert count(adieu, t.events) == 0 and count(adieu, t.contacts) == 0
+    assert adieu.ledger.unsubscribe("jane@example.com", channel=Channel.CLI).changed
 
 
 def test_erase_forgets_the_address_but_keeps_it_suppressed(adieu: Adieu) -> None:

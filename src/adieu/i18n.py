@@ -11,7 +11,7 @@ without a translation shows its English text. Catalogs live in
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -67,9 +67,14 @@ def _(message: str) -> str:
 
 def negotiate(*candidates: str | None, default: str = SOURCE_LOCALE) -> str:
     """The first candidate (a tag such as ``sv`` or ``pt-BR``) with a catalog."""
+    return _negotiate(candidates[:20], default)
+
+
+@lru_cache(maxsize=4096)
+def _negotiate(candidates: tuple[str | None, ...], default: str) -> str:
     have = available()
     for tag in candidates:
-        if not tag:
+        if not tag or len(tag) > 35:
             continue
         try:
             parsed = Locale.parse(tag.replace("-", "_"))

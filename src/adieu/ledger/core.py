@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -381,33 +381,113 @@ class Ledger:
         at: datetime | None = None,
     ) -> Outcome:
         """Stop marketing for ``scope``. A repeat changes nothing and says since when."""
-        request = self._checked(
-            UnsubscribeRequest(address, scope, channel, campaign, reason, details, at)
-        )
-        with self._write() as conn:
-            return self._unsubscribe(conn, request)
+        request = UnsubscribeRequest(address, scope, channel, campaign, reason, details, at)
+        (result,) = self.unsubscribe_many([request])
+        if isinstance(result, AdieuError):
+            raise result
+        return result
 
     def unsubscribe_many(
         self, requests: Sequence[UnsubscribeRequest]
     ) -> list[Outcome | AdieuError]:
-        """Several unsubscribes in one transaction, so one durable commit serves
-        them all (group commit). A request that is not valid gets its error in
-        its place and writes nothing; the others go ahead."""
-        checked: list[UnsubscribeRequest | AdieuError] = []
-        for request in requests:
+        """Unsubscribes in one transaction and a handful of set-based statements,
+        so one durable commit serves them all (group commit). A request that is
+        not valid gets its error in its place and writes nothing; the others go
+        ahead. The same person twice in one batch is unsubscribed once."""
+        results: list[Outcome | AdieuError] = []
+        valid: list[tuple[int, UnsubscribeRequest]] = []
+        for i, request in enumerate(requests):
             try:
-                checked.append(self._checked(request))
+                checked = self._checked(request)
             except AdieuError as exc:
-                checked.append(exc)
-        # Lock contacts in one global order, so concurrent batches never deadlock.
-        order = sorted(
-            (i for i, r in enumerate(checked) if isinstance(r, UnsubscribeRequest)),
-            key=lambda i: self.hasher.hash(checked[i].address),  # type: ignore[union-attr]
-        )
-        results: list[Outcome | AdieuError] = list(checked)  # type: ignore[arg-type]
+                results.append(exc)
+                continue
+            results.append(Outcome(changed=False, scope=checked.scope or ALL))
+            valid.append((i, checked))
+        if not valid:
+            return results
         with self._write() as conn:
-            for i in order:
-                results[i] = self._unsubscribe(conn, checked[i])  # type: ignore[arg-type]
+            ids = self._ensure_contacts(conn, [r.address for _, r in valid], lock=True)
+            contact_of = {r.address: ids[self.hasher.hash(r.address)] for _, r in valid}
+            held: dict[tuple[int, str], Suppression] = {}
+            id_list = sorted(set(contact_of.values()))
+            for start in range(0, len(id_list), 900):
+                for row in conn.execute(
+                    select(t.suppressions).where(
+                        t.suppressions.c.contact_id.in_(id_list[start : start + 900]),
+                        t.suppressions.c.reason.in_([r.value for r in CONSENT_REASONS]),
+                    )
+                ):
+                    key = (row.contact_id, row.scope)
+                    if key not in held or row.since < held[key].since:
+                        held[key] = Suppression(row.scope, Reason(row.reason), row.since)
+            new: list[tuple[int, int, UnsubscribeRequest]] = []
+            for i, request in valid:
+                scope = request.scope or ALL
+                key = (contact_of[request.address], scope)
+                if key in held:
+                    first = held[key]
+                    results[i] = Outcome(
+                        changed=False, scope=scope, since=first.since, reason=first.reason
+                    )
+                    continue
+                at = request.at or self.now()
+                held[key] = Suppression(scope, Reason.UNSUBSCRIBE, at)
+                new.append((i, key[0], request))
+            if not new:
+                return results
+            event_ids = (
+                conn.execute(
+                    insert(t.events).returning(t.events.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "contact_id": cid,
+                            "type": EventType.UNSUBSCRIBE.value,
+                            "channel": r.channel.value,
+                            "scope": r.scope or ALL,
+                            "campaign": r.campaign,
+                            "at": r.at,
+                            "reason": _clip(r.reason),
+                            "details": dict(r.details) if r.details else None,
+                        }
+                        for _, cid, r in new
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            conn.execute(
+                self._insert(t.suppressions).on_conflict_do_nothing(
+                    index_elements=["contact_id", "scope", "reason"]
+                ),
+                [
+                    {
+                        "contact_id": cid,
+                        "scope": r.scope or ALL,
+                        "reason": Reason.UNSUBSCRIBE.value,
+                        "since": r.at,
+                        "event_id": eid,
+                    }
+                    for (_, cid, r), eid in zip(new, event_ids, strict=True)
+                ],
+            )
+            topical = [(cid, r.scope) for _, cid, r in new if r.scope not in (None, ALL)]
+            if topical:
+                conn.execute(
+                    delete(t.subscriptions).where(
+                        t.subscriptions.c.contact_id == bindparam("cid"),
+                        t.subscriptions.c.topic == bindparam("topic"),
+                    ),
+                    [{"cid": cid, "topic": topic} for cid, topic in topical],
+                )
+        for (i, _, r), eid in zip(new, event_ids, strict=True):
+            results[i] = Outcome(
+                changed=True,
+                scope=r.scope or ALL,
+                since=r.at,
+                reason=Reason.UNSUBSCRIBE,
+                event_id=eid,
+            )
         return results
 
     def _checked(self, request: UnsubscribeRequest) -> UnsubscribeRequest:
@@ -417,39 +497,6 @@ class Ledger:
             scope=self.check_scope(request.scope),
             at=request.at or self.now(),
             campaign=check_campaign(request.campaign),
-        )
-
-    def _unsubscribe(self, conn: Connection, request: UnsubscribeRequest) -> Outcome:
-        scope = request.scope or ALL
-        at = request.at or self.now()
-        contact = self._contact(conn, request.address)
-        assert contact is not None
-        held = [
-            s for s in self._suppressions(conn, contact.id, scope) if s.reason in CONSENT_REASONS
-        ]
-        if held:
-            first = min(held, key=lambda s: s.since)
-            return Outcome(changed=False, scope=scope, since=first.since, reason=first.reason)
-        event_id = self._event(
-            conn,
-            contact.id,
-            EventType.UNSUBSCRIBE,
-            request.channel,
-            scope,
-            at,
-            campaign=request.campaign,
-            reason=_clip(request.reason),
-            details=request.details,
-        )
-        self._suppress(conn, contact.id, scope, Reason.UNSUBSCRIBE, at, event_id)
-        if scope != ALL:
-            conn.execute(
-                delete(t.subscriptions).where(
-                    t.subscriptions.c.contact_id == contact.id, t.subscriptions.c.topic == scope
-                )
-            )
-        return Outcome(
-            changed=True, scope=scope, since=at, reason=Reason.UNSUBSCRIBE, event_id=event_id
         )
 
     def resubscribe(
@@ -802,33 +849,42 @@ class Ledger:
                 )
         return len(ids)
 
-    def _ensure_contacts(self, conn: Connection, addresses: list[str]) -> dict[bytes, int]:
-        """Contact ids by hash for canonical ``addresses``, creating missing ones."""
+    def _ensure_contacts(
+        self, conn: Connection, addresses: list[str], *, lock: bool = False
+    ) -> dict[bytes, int]:
+        """Contact ids by hash for canonical ``addresses``, creating missing ones.
+
+        With ``lock``, the rows are locked for this transaction (PostgreSQL), in
+        one global order (by id) so that concurrent batches never deadlock.
+        """
         if not addresses:
             return {}
         now = self.now()
-        rows = [
-            {
-                "address_hash": self.hasher.hash(a),
-                "address": a,
-                "created_at": now,
-                "frequency": Frequency.EVERY.value,
-                "soft_bounces": 0,
-            }
-            for a in addresses
-        ]
+        rows: list[dict[str, Any]] = sorted(
+            (
+                {
+                    "address_hash": self.hasher.hash(a),
+                    "address": a,
+                    "created_at": now,
+                    "frequency": Frequency.EVERY.value,
+                    "soft_bounces": 0,
+                }
+                for a in set(addresses)
+            ),
+            key=lambda row: bytes(row["address_hash"]),
+        )
         conn.execute(
             self._insert(t.contacts).on_conflict_do_nothing(index_elements=["address_hash"]), rows
         )
         hashes = [r["address_hash"] for r in rows]
         found: dict[bytes, int] = {}
         for start in range(0, len(hashes), 900):
-            chunk = hashes[start : start + 900]
-            for r in conn.execute(
-                select(t.contacts.c.address_hash, t.contacts.c.id).where(
-                    t.contacts.c.address_hash.in_(chunk)
-                )
-            ):
+            query = select(t.contacts.c.address_hash, t.contacts.c.id).where(
+                t.contacts.c.address_hash.in_(hashes[start : start + 900])
+            )
+            if lock:
+                query = query.order_by(t.contacts.c.id).with_for_update()
+            for r in conn.execute(query):
                 found[bytes(r.address_hash)] = r.id
         return found
 

@@ -71,6 +71,7 @@ class Pages:
         self.env = Environment(
             loader=FileSystemLoader(str(resources.files("adieu") / "web" / "templates")),
             autoescape=select_autoescape(["html"]),
+            auto_reload=False,  # templates ship with the package; no stat per page
             trim_blocks=True,
             lstrip_blocks=True,
         )

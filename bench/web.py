@@ -1,0 +1,234 @@
+"""Web benchmark: `adieu serve` on loopback under wrk, beside a bare FastAPI
+endpoint served the same way in the same run.
+
+    .venv/bin/python bench/web.py [--seconds 10] [--connections 64]
+
+Measures RFC 8058 one-click POST throughput and latency (every request
+unsubscribes a different recipient; each answer comes only after a durable
+commit) on SQLite and, when ADIEU_BENCH_DATABASE_URL or ADIEU_TEST_DATABASE_URL
+names a server, on PostgreSQL; and landing-page GET throughput. Afterwards it
+checks that the ledger holds at least as many unsubscribes as wrk saw answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, func, select, text
+
+from adieu.ledger import schema as t
+from adieu.service import Adieu
+from adieu.settings import Settings
+
+HERE = Path(__file__).parent
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{cmd} did not start") from None
+            time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def wrk(port: int, paths: Path, method: str, seconds: int, connections: int) -> dict[str, float]:
+    env = {**os.environ, "PATHS_FILE": str(paths), "WRK_METHOD": method}
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(HERE / "paths.lua"),
+            f"http://127.0.0.1:{port}",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    result["requests"] = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non2xx"] = float(errors.group(1)) if errors else 0.0
+    for pct in ("50", "99"):
+        m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out)
+        assert m, out
+        value = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        result[f"p{pct}"] = value
+    return result
+
+
+def unsubscribed(settings: Settings) -> int:
+    engine = create_engine(settings.sqlalchemy_url)
+    with engine.connect() as conn:
+        n = conn.execute(
+            select(func.count()).select_from(t.events).where(t.events.c.type == "unsubscribe")
+        ).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
+def run(
+    label: str,
+    settings: Settings,
+    workdir: Path,
+    seconds: int,
+    connections: int,
+    rows: list[tuple[str, ...]],
+    bare: dict[str, dict[str, float]],
+) -> None:
+    app = Adieu(settings)
+    codec = app.codec
+    count = 400_000
+    paths = workdir / f"paths-{label}.txt"
+    with paths.open("w") as fh:
+        for i in range(count):
+            fh.write(f"/u/{codec.mint(f'bench{i}@example.com')}\n")
+    app.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
+    env |= {"ADIEU_DATA_DIR": str(settings.data_dir), "ADIEU_CONFIG": str(workdir / "none.toml")}
+    if settings.database_url:
+        env["ADIEU_DATABASE_URL"] = settings.database_url
+    port = free_port()
+    proc = start([sys.executable, "-m", "adieu", "serve", "--port", str(port)], env, port)
+    try:
+        post = wrk(port, paths, "POST", seconds, connections)
+        get = wrk(port, paths, "GET", seconds, connections) if label == "SQLite" else None
+    finally:
+        stop(proc)
+    landed = unsubscribed(settings)
+    answered = int(post["requests"] - post["non2xx"])
+    assert landed >= answered, f"{answered} answered but only {landed} in the ledger"
+    b = bare["POST"]
+    rows.append(
+        (
+            f"one-click POST, {connections} connections ({label})",
+            f"{post['rps']:,.0f}/s, p50 {post['p50']:.1f} ms, p99 {post['p99']:.1f} ms",
+            f"bare FastAPI {b['rps']:,.0f}/s, p50 {b['p50']:.1f} ms, p99 {b['p99']:.1f} ms",
+            f"{post['rps'] / b['rps']:.2f}x bare; {answered:,} answered, "
+            f"{landed:,} durable in the ledger",
+        )
+    )
+    if get is not None:
+        g = bare["GET"]
+        rows.append(
+            (
+                f"landing page GET, {connections} connections",
+                f"{get['rps']:,.0f}/s, p50 {get['p50']:.1f} ms, p99 {get['p99']:.1f} ms",
+                f"bare FastAPI {g['rps']:,.0f}/s, p50 {g['p50']:.1f} ms, p99 {g['p99']:.1f} ms",
+                f"{get['rps'] / g['rps']:.2f}x bare; the full page, rendered and translated",
+            )
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    rows: list[tuple[str, ...]] = []
+    pg = os.environ.get("ADIEU_BENCH_DATABASE_URL") or os.environ.get("ADIEU_TEST_DATABASE_URL")
+    with tempfile.TemporaryDirectory(prefix="adieu-web-bench-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        baseline = start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bare:app",
+                "--app-dir",
+                str(HERE),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            dict(os.environ),
+            port,
+        )
+        bare_paths = workdir / "bare.txt"
+        bare_paths.write_text("".join(f"/u/token{i}\n" for i in range(1000)))
+        try:
+            bare = {
+                m: wrk(port, bare_paths, m, args.seconds, args.connections) for m in ("POST", "GET")
+            }
+        finally:
+            stop(baseline)
+        run(
+            "SQLite",
+            Settings(data_dir=workdir / "sqlite"),
+            workdir,
+            args.seconds,
+            args.connections,
+            rows,
+            bare,
+        )
+        if pg:
+            schema = f"bench_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(pg)
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            try:
+                sep = "&" if "?" in pg else "?"
+                url = f"{pg}{sep}options={quote(f'-csearch_path={schema}')}"
+                run(
+                    "PostgreSQL",
+                    Settings(data_dir=workdir / "pg", database_url=url),
+                    workdir,
+                    args.seconds,
+                    args.connections,
+                    rows,
+                    bare,
+                )
+            finally:
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+    table = Table("benchmark", "Adieu", "baseline (same run)", "notes", title="Adieu web benchmark")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+    print("\n| benchmark | Adieu | baseline (same run) | notes |\n|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
