@@ -291,6 +291,32 @@ class Ledger:
         )
         return int(result.scalar_one())
 
+    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert events in multi-row statements; their ids, in the order given.
+
+        Rows come back from ``INSERT … RETURNING`` in any order, so each
+        statement takes rows whose (contact, scope) is unique and is matched on it.
+        """
+        ids: list[int | None] = [None] * len(rows)
+        waiting = list(range(len(rows)))
+        while waiting:
+            taken: dict[tuple[int, str], int] = {}
+            later: list[int] = []
+            for i in waiting:
+                key = (rows[i]["contact_id"], rows[i]["scope"])
+                if key in taken:
+                    later.append(i)
+                else:
+                    taken[key] = i
+            returned = conn.execute(
+                insert(t.events).returning(t.events.c.id, t.events.c.contact_id, t.events.c.scope),
+                [rows[i] for i in taken.values()],
+            )
+            for row in returned:
+                ids[taken[(row.contact_id, row.scope)]] = row.id
+            waiting = later
+        return [i for i in ids if i is not None]
+
     def _suppressions(self, conn: Connection, contact_id: int, scope: str) -> list[Suppression]:
         rows = conn.execute(
             select(t.suppressions.c.scope, t.suppressions.c.reason, t.suppressions.c.since).where(
@@ -436,25 +462,21 @@ class Ledger:
                 new.append((i, key[0], request))
             if not new:
                 return results
-            event_ids = (
-                conn.execute(
-                    insert(t.events).returning(t.events.c.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "contact_id": cid,
-                            "type": EventType.UNSUBSCRIBE.value,
-                            "channel": r.channel.value,
-                            "scope": r.scope or ALL,
-                            "campaign": r.campaign,
-                            "at": r.at,
-                            "reason": _clip(r.reason),
-                            "details": dict(r.details) if r.details else None,
-                        }
-                        for _, cid, r in new
-                    ],
-                )
-                .scalars()
-                .all()
+            event_ids = self._insert_events(
+                conn,
+                [
+                    {
+                        "contact_id": cid,
+                        "type": EventType.UNSUBSCRIBE.value,
+                        "channel": r.channel.value,
+                        "scope": r.scope or ALL,
+                        "campaign": r.campaign,
+                        "at": r.at,
+                        "reason": _clip(r.reason),
+                        "details": dict(r.details) if r.details else None,
+                    }
+                    for _, cid, r in new
+                ],
             )
             conn.execute(
                 self._insert(t.suppressions).on_conflict_do_nothing(
@@ -1169,29 +1191,25 @@ class Ledger:
                 new.append((cid, record))
             if not new:
                 return
-            event_ids = (
-                conn.execute(
-                    insert(t.events).returning(t.events.c.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "contact_id": cid,
-                            "type": EventType.SUPPRESS.value,
-                            "channel": channel.value,
-                            "scope": r.scope,
-                            "campaign": None,
-                            "at": now,
-                            "reason": None,
-                            "details": {
-                                "source": source,
-                                "reason": r.reason.value,
-                                **({"since": r.since.isoformat()} if r.since else {}),
-                            },
-                        }
-                        for cid, r in new
-                    ],
-                )
-                .scalars()
-                .all()
+            event_ids = self._insert_events(
+                conn,
+                [
+                    {
+                        "contact_id": cid,
+                        "type": EventType.SUPPRESS.value,
+                        "channel": channel.value,
+                        "scope": r.scope,
+                        "campaign": None,
+                        "at": now,
+                        "reason": None,
+                        "details": {
+                            "source": source,
+                            "reason": r.reason.value,
+                            **({"since": r.since.isoformat()} if r.since else {}),
+                        },
+                    }
+                    for cid, r in new
+                ],
             )
             conn.execute(
                 self._insert(t.suppressions).on_conflict_do_nothing(

@@ -118,7 +118,8 @@ def create_app(adieu: Adieu) -> FastAPI:
         form = parse_form(request, body)
         from_page = "adieu-page" in form
         request.state.one_click = not from_page
-        payload, locale, ctx = context(request, token)
+        payload = adieu.codec.open(token)
+        locale = pages.locale(request, payload)
         # RFC 8058 §3.2: the POST alone, with any of its body forms, unsubscribes
         # what the URI names. The page's first button always means all (R3).
         scope = payload.scope if (not from_page or form.get("scope") == "topic") else ALL
@@ -138,6 +139,7 @@ def create_app(adieu: Adieu) -> FastAPI:
         if not from_page:
             # RFC 8058 §3.2: a plain 200, never a redirect, no cookies needed.
             return PlainTextResponse(gettext("You are unsubscribed.", locale))
+        _, _, ctx = context(request, token)
         return confirmation(locale, ctx, outcome)
 
     def confirmation(locale: str, ctx: dict[str, Any], outcome: Outcome) -> Response:
