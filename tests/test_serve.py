@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+
+CURL = shutil.which("curl")
 
 
 def _free_port() -> int:
@@ -53,10 +57,37 @@ def test_serve_creates_everything_and_prints_a_working_link(tmp_path: Path) -> N
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         assert page.status_code == 200 and "d•••@example.com" in page.text
-        done = httpx.post(url, data={"List-Unsubscribe": "One-Click"})
-        assert done.status_code == 200
+        _rfc8058_with_curl(url, tmp_path)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _rfc8058_with_curl(url: str, tmp_path: Path) -> None:
+    """The request forms of RFC 8058 §3.1 and its examples (§8), sent with curl."""
+    if CURL is None:
+        pytest.skip("curl is not installed")
+    forms = [
+        [
+            "-H",
+            "Content-Type: application/x-www-form-urlencoded",
+            "--data-binary",
+            "List-Unsubscribe=One-Click",
+        ],
+        ["-F", "List-Unsubscribe=One-Click"],
+        ["-X", "POST", "-H", "Content-Length: 0"],
+    ]
+    for form in forms:
+        out = subprocess.run(
+            [CURL, "-s", "-i", "--max-redirs", "0", *form, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        status_line, _, rest = out.partition("\n")
+        assert status_line.split()[1] == "200", out  # never a redirect (RFC 8058 §3.2)
+        headers, _, body = rest.partition("\n\n")
+        assert "set-cookie" not in headers.lower()
+        assert body == "You are unsubscribed.", out
