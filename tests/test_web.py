@@ -7,6 +7,7 @@ import re
 import string
 from collections.abc import Iterator
 from datetime import UTC
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from adieu.ledger import Channel, EventType, Frequency
 from adieu.ledger import schema as t
 from adieu.service import Adieu
+from adieu.settings import Settings
 from adieu.web.app import create_app
 
 
@@ -454,3 +456,30 @@ def test_unsubscribe_many_reports_bad_requests_in_place(adieu: Adieu) -> None:
     assert results[0].changed and results[3].changed  # type: ignore[union-attr]
     assert adieu.policy.is_sendable("b@example.com")
     assert not adieu.policy.is_sendable("c@example.com")
+
+
+def test_brand_settings_logo_colour_and_privacy_link(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.svg"
+    logo.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+    app = Adieu(
+        Settings(
+            data_dir=tmp_path / "data",
+            base_url="https://mail.example.net",
+            sender_name="Example <News>",
+            logo_file=logo,
+            brand_colour="#ffcc00",
+            privacy_url="https://example.net/privacy",
+        )
+    )
+    client = Client(app)
+    try:
+        page = client.request("GET", f"/u/{app.link('jane@example.com').token}").text
+        assert '<img src="/brand/logo" alt="Example &lt;News&gt;"' in page
+        assert '<a href="https://example.net/privacy">Privacy policy</a>' in page
+        served = client.request("GET", "/brand/logo")
+        assert served.status_code == 200 and served.headers["content-type"] == "image/svg+xml"
+        css = client.request("GET", "/brand.css").text
+        assert "--accent: #ffcc00; --on-accent: #1f2328; --link: #1f2328;" in css
+    finally:
+        client.close()
+        app.close()
