@@ -483,3 +483,20 @@ def test_brand_settings_logo_colour_and_privacy_link(tmp_path: Path) -> None:
     finally:
         client.close()
         app.close()
+
+
+def test_app_factory_reads_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For `uvicorn --factory adieu.web.app:app_from_environment --workers N`."""
+    from adieu.web.app import app_from_environment
+
+    monkeypatch.setenv("ADIEU_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ADIEU_SENDER_NAME", "Factory News")
+    app = app_from_environment()
+    loop = asyncio.new_event_loop()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x")
+    try:
+        home = loop.run_until_complete(client.get("/"))
+        assert "Factory News" in home.text
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()

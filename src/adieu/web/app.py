@@ -300,3 +300,8 @@ def _describe(
         return gettext("The pause has ended.", locale)
     when = pages.when(datetime.fromisoformat(new), locale)
     return gettext("Paused until {date}.", locale).format(date=when)
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings from the environment (``uvicorn --factory``, workers)."""
+    return create_app(Adieu())
