@@ -26,6 +26,7 @@ from adieu.ledger import Channel, ContactStatus, Frequency, Outcome, Unsubscribe
 from adieu.service import Adieu
 from adieu.tokens import ALL, TokenPayload
 from adieu.web.commit import GroupCommit
+from adieu.web.oneclick import OneClick
 from adieu.web.support import Pages, Palette, parse_form, read_body
 
 SECURITY_HEADERS = {
@@ -52,8 +53,9 @@ def create_app(adieu: Adieu) -> FastAPI:
     palette = Palette.from_brand(adieu.settings.brand_colour)
     app.mount("/static", StaticFiles(directory=str(resources.files("adieu") / "web" / "static")))
 
-    app.add_middleware(SecurityHeaders)
     committer = GroupCommit(adieu.ledger)
+    app.add_middleware(OneClick, adieu=adieu, committer=committer, pages=pages)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so it covers OneClick too
 
     @app.exception_handler(InvalidToken)
     async def invalid_token(request: Request, exc: InvalidToken) -> Response:

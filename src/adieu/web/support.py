@@ -7,6 +7,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -79,21 +80,13 @@ class Pages:
 
     def locale(self, request: Request, payload: TokenPayload | None = None) -> str:
         """The link's language, then the browser's, then the configured default."""
-        accept = request.headers.get("accept-language", "")[:500]
-        weighted = []
-        for position, part in enumerate(accept.split(",")):
-            tag, _, params = part.strip().partition(";")
-            quality = 1.0
-            if params.strip().startswith("q="):
-                try:
-                    quality = float(params.strip()[2:])
-                except ValueError:
-                    quality = 0.0
-            if tag and quality > 0:
-                weighted.append((-quality, position, tag.strip()))
-        tags = [tag for _, _, tag in sorted(weighted)]
+        return self.locale_from(request.headers.get("accept-language", ""), payload)
+
+    def locale_from(self, accept: str, payload: TokenPayload | None = None) -> str:
         return negotiate(
-            payload.locale if payload else None, *tags, default=self.settings.default_locale
+            payload.locale if payload else None,
+            *_accepted(accept[:500]),
+            default=self.settings.default_locale,
         )
 
     def when(self, moment: datetime | None, locale: str) -> str:
@@ -140,6 +133,23 @@ class Pages:
         expected = self.csrf_for(token)
         given = form.get("csrf", "")
         return self.same_site(request) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@lru_cache(maxsize=2048)
+def _accepted(header: str) -> tuple[str, ...]:
+    """Language tags of an Accept-Language header, most wanted first."""
+    weighted = []
+    for position, part in enumerate(header.split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and quality > 0:
+            weighted.append((-quality, position, tag.strip()))
+    return tuple(tag for _, _, tag in sorted(weighted))
 
 
 def _origin(url: str) -> str:
