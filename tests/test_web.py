@@ -500,3 +500,20 @@ def test_app_factory_reads_the_environment(tmp_path: Path, monkeypatch: pytest.M
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
+
+
+def test_landing_pages_are_per_link_and_escaped(tmp_path: Path) -> None:
+    app = Adieu(Settings(data_dir=tmp_path / "data", address_display="full"))
+    client = Client(app)
+    try:
+        first = app.link("o'brien&co@example.com")
+        second = app.link("ann@example.com")
+        one = client.request("GET", f"/u/{first.token}").text
+        two = client.request("GET", f"/u/{second.token}").text
+        assert "o&#39;brien&amp;co@example.com" in one and "o'brien" not in one
+        assert f'action="/u/{first.token}"' in one and second.token not in one
+        assert "ann@example.com" in two and f'href="/p/{second.token}"' in two
+        assert "adieu-token" not in two and "adieu-address" not in two
+    finally:
+        client.close()
+        app.close()

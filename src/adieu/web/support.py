@@ -17,12 +17,15 @@ from babel.dates import format_datetime
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import escape
 
 from adieu.i18n import gettext, negotiate
 from adieu.service import Adieu
 from adieu.tokens import TokenPayload
 
 MAX_FORM = 64 * 1024
+_TOKEN_MARK = "adieu-token-7f3c2a"
+_ADDRESS_MARK = "adieu-address-7f3c2a"
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -77,6 +80,7 @@ class Pages:
             lstrip_blocks=True,
         )
         self._csrf_key = hmac.digest(adieu.keyring.hash_key, b"adieu csrf v1", "sha256")
+        self._per_token: dict[tuple[Any, ...], bytes] = {}
 
     def locale(self, request: Request, payload: TokenPayload | None = None) -> str:
         """The link's language, then the browser's, then the configured default."""
@@ -109,6 +113,31 @@ class Pages:
             **context,
         )
         return HTMLResponse(html, status_code=status)
+
+    def render_per_token(
+        self, name: str, locale: str, token: str, address: str, **context: Any
+    ) -> HTMLResponse:
+        """Render a page whose only per-link parts are the token and the address.
+
+        The page is rendered once per language and context, with markers where
+        the token and address go; each request then only fills them in (the
+        landing page is the one every link scanner fetches). The token is
+        URL-safe base64 and the address is escaped, as the template would.
+        """
+        key = (name, locale, tuple(sorted((k, repr(v)) for k, v in context.items())))
+        page = self._per_token.get(key)
+        if page is None:
+            rendered = self.render(
+                name, locale, token=_TOKEN_MARK, address=_ADDRESS_MARK, **context
+            )
+            page = bytes(rendered.body)
+            if len(self._per_token) > 512:
+                self._per_token.clear()
+            self._per_token[key] = page
+        filled = page.replace(_TOKEN_MARK.encode(), token.encode("ascii")).replace(
+            _ADDRESS_MARK.encode(), str(escape(address)).encode()
+        )
+        return HTMLResponse(filled)
 
     # -- forms and cross-site protection -------------------------------------
 
