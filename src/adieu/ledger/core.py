@@ -7,6 +7,7 @@ state and appends an event, then commits. Nothing else writes consent state.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -220,6 +221,7 @@ class Ledger:
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
         self._reads = ReadPool(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
         p = self._reads.paramstyle
         self._send_state_sql = (
             "SELECT c.frequency, c.paused_until, c.last_marketing_send_at,"
@@ -291,31 +293,48 @@ class Ledger:
         )
         return int(result.scalar_one())
 
-    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert events in multi-row statements; their ids, in the order given.
+    def _stored(self, value: datetime) -> Any:
+        """A time as the driver takes it: naive UTC, as text on SQLite in the
+        format SQLAlchemy itself writes (so both sort and compare alike)."""
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+        return utc.strftime("%Y-%m-%d %H:%M:%S.%f") if self._sqlite else utc
 
-        Rows come back from ``INSERT … RETURNING`` in any order, so each
-        statement takes rows whose (contact, scope) is unique and is matched on it.
+    def _insert_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert events straight through the driver, in multi-row statements.
+
+        ``rows`` are (contact_id, type, channel, scope, campaign, at, reason,
+        details) with ``at`` from :meth:`_stored` and ``details`` as JSON text.
+        Returns the ids in the order given. Rows come back from ``INSERT …
+        RETURNING`` in any order, so each statement takes rows whose
+        (contact, scope) is unique, and they are matched on it.
         """
-        ids: list[int | None] = [None] * len(rows)
+        p = self._reads.paramstyle
+        details = p if self._sqlite else f"CAST({p} AS JSON)"
+        one = f"({p}, {p}, {p}, {p}, {p}, {p}, {p}, {details})"
+        ids: list[int] = [0] * len(rows)
         waiting = list(range(len(rows)))
         while waiting:
             taken: dict[tuple[int, str], int] = {}
             later: list[int] = []
             for i in waiting:
-                key = (rows[i]["contact_id"], rows[i]["scope"])
+                key = (rows[i][0], rows[i][3])
                 if key in taken:
                     later.append(i)
                 else:
                     taken[key] = i
-            returned = conn.execute(
-                insert(t.events).returning(t.events.c.id, t.events.c.contact_id, t.events.c.scope),
-                [rows[i] for i in taken.values()],
-            )
-            for row in returned:
-                ids[taken[(row.contact_id, row.scope)]] = row.id
+            chosen = list(taken.values())
+            for start in range(0, len(chosen), 100):
+                part = chosen[start : start + 100]
+                returned = conn.exec_driver_sql(
+                    "INSERT INTO events (contact_id, type, channel, scope, campaign, at,"
+                    f" reason, details) VALUES {', '.join([one] * len(part))}"
+                    " RETURNING id, contact_id, scope",
+                    tuple(value for i in part for value in rows[i]),
+                )
+                for event_id, contact_id, scope in returned:
+                    ids[taken[(contact_id, scope)]] = event_id
             waiting = later
-        return [i for i in ids if i is not None]
+        return ids
 
     def _suppressions(self, conn: Connection, contact_id: int, scope: str) -> list[Suppression]:
         rows = conn.execute(
@@ -432,21 +451,25 @@ class Ledger:
             valid.append((i, checked))
         if not valid:
             return results
+        p = self._reads.paramstyle
         with self._write() as conn:
-            ids = self._ensure_contacts(conn, [r.address for _, r in valid], lock=True)
-            contact_of = {r.address: ids[self.hasher.hash(r.address)] for _, r in valid}
+            # Straight through the driver: this is the path every one-click takes.
+            contact_of = self._contact_ids(conn, [r.address for _, r in valid])
             held: dict[tuple[int, str], Suppression] = {}
             id_list = sorted(set(contact_of.values()))
-            for start in range(0, len(id_list), 900):
-                for row in conn.execute(
-                    select(t.suppressions).where(
-                        t.suppressions.c.contact_id.in_(id_list[start : start + 900]),
-                        t.suppressions.c.reason.in_([r.value for r in CONSENT_REASONS]),
-                    )
+            consent = ", ".join(f"'{r.value}'" for r in CONSENT_REASONS)
+            for start in range(0, len(id_list), 500):
+                part = id_list[start : start + 500]
+                for contact_id, scope, reason, since in conn.exec_driver_sql(
+                    "SELECT contact_id, scope, reason, since FROM suppressions"
+                    f" WHERE contact_id IN ({', '.join([p] * len(part))})"
+                    f" AND reason IN ({consent})",
+                    tuple(part),
                 ):
-                    key = (row.contact_id, row.scope)
-                    if key not in held or row.since < held[key].since:
-                        held[key] = Suppression(row.scope, Reason(row.reason), row.since)
+                    key = (contact_id, scope)
+                    when = as_utc(since)
+                    if key not in held or when < held[key].since:
+                        held[key] = Suppression(scope, Reason(reason), when)
             new: list[tuple[int, int, UnsubscribeRequest]] = []
             for i, request in valid:
                 scope = request.scope or ALL
@@ -465,42 +488,38 @@ class Ledger:
             event_ids = self._insert_events(
                 conn,
                 [
-                    {
-                        "contact_id": cid,
-                        "type": EventType.UNSUBSCRIBE.value,
-                        "channel": r.channel.value,
-                        "scope": r.scope or ALL,
-                        "campaign": r.campaign,
-                        "at": r.at,
-                        "reason": _clip(r.reason),
-                        "details": dict(r.details) if r.details else None,
-                    }
+                    (
+                        cid,
+                        EventType.UNSUBSCRIBE.value,
+                        r.channel.value,
+                        r.scope or ALL,
+                        r.campaign,
+                        self._stored(r.at or self.now()),
+                        _clip(r.reason),
+                        json.dumps(dict(r.details)) if r.details else None,
+                    )
                     for _, cid, r in new
                 ],
             )
-            conn.execute(
-                self._insert(t.suppressions).on_conflict_do_nothing(
-                    index_elements=["contact_id", "scope", "reason"]
-                ),
+            conn.exec_driver_sql(
+                "INSERT INTO suppressions (contact_id, scope, reason, since, event_id)"
+                f" VALUES ({p}, {p}, {p}, {p}, {p})"
+                " ON CONFLICT (contact_id, scope, reason) DO NOTHING",
                 [
-                    {
-                        "contact_id": cid,
-                        "scope": r.scope or ALL,
-                        "reason": Reason.UNSUBSCRIBE.value,
-                        "since": r.at,
-                        "event_id": eid,
-                    }
+                    (
+                        cid,
+                        r.scope or ALL,
+                        Reason.UNSUBSCRIBE.value,
+                        self._stored(r.at or self.now()),
+                        eid,
+                    )
                     for (_, cid, r), eid in zip(new, event_ids, strict=True)
                 ],
             )
             topical = [(cid, r.scope) for _, cid, r in new if r.scope not in (None, ALL)]
             if topical:
-                conn.execute(
-                    delete(t.subscriptions).where(
-                        t.subscriptions.c.contact_id == bindparam("cid"),
-                        t.subscriptions.c.topic == bindparam("topic"),
-                    ),
-                    [{"cid": cid, "topic": topic} for cid, topic in topical],
+                conn.exec_driver_sql(
+                    f"DELETE FROM subscriptions WHERE contact_id = {p} AND topic = {p}", topical
                 )
         for (i, _, r), eid in zip(new, event_ids, strict=True):
             results[i] = Outcome(
@@ -871,14 +890,34 @@ class Ledger:
                 )
         return len(ids)
 
-    def _ensure_contacts(
-        self, conn: Connection, addresses: list[str], *, lock: bool = False
-    ) -> dict[bytes, int]:
-        """Contact ids by hash for canonical ``addresses``, creating missing ones.
+    def _contact_ids(self, conn: Connection, addresses: list[str]) -> dict[str, int]:
+        """Contact ids for canonical ``addresses``, creating the missing ones,
+        straight through the driver. On PostgreSQL the rows are locked for this
+        transaction, in one global order, so concurrent batches never deadlock."""
+        p = self._reads.paramstyle
+        digests = {a: self.hasher.hash(a) for a in addresses}
+        created = self._stored(self.now())
+        conn.exec_driver_sql(
+            "INSERT INTO contacts (address_hash, address, created_at, frequency, soft_bounces)"
+            f" VALUES ({p}, {p}, {p}, '{Frequency.EVERY.value}', 0)"
+            " ON CONFLICT (address_hash) DO NOTHING",
+            sorted((d, a, created) for a, d in digests.items()),
+        )
+        lock = "" if self._sqlite else " ORDER BY id FOR UPDATE"
+        found: dict[bytes, int] = {}
+        wanted = sorted(set(digests.values()))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            for contact_id, digest in conn.exec_driver_sql(
+                "SELECT id, address_hash FROM contacts"
+                f" WHERE address_hash IN ({', '.join([p] * len(part))}){lock}",
+                tuple(part),
+            ):
+                found[bytes(digest)] = contact_id
+        return {a: found[d] for a, d in digests.items()}
 
-        With ``lock``, the rows are locked for this transaction (PostgreSQL), in
-        one global order (by id) so that concurrent batches never deadlock.
-        """
+    def _ensure_contacts(self, conn: Connection, addresses: list[str]) -> dict[bytes, int]:
+        """Contact ids by hash for canonical ``addresses``, creating missing ones."""
         if not addresses:
             return {}
         now = self.now()
@@ -904,8 +943,6 @@ class Ledger:
             query = select(t.contacts.c.address_hash, t.contacts.c.id).where(
                 t.contacts.c.address_hash.in_(hashes[start : start + 900])
             )
-            if lock:
-                query = query.order_by(t.contacts.c.id).with_for_update()
             for r in conn.execute(query):
                 found[bytes(r.address_hash)] = r.id
         return found
@@ -1194,20 +1231,22 @@ class Ledger:
             event_ids = self._insert_events(
                 conn,
                 [
-                    {
-                        "contact_id": cid,
-                        "type": EventType.SUPPRESS.value,
-                        "channel": channel.value,
-                        "scope": r.scope,
-                        "campaign": None,
-                        "at": now,
-                        "reason": None,
-                        "details": {
-                            "source": source,
-                            "reason": r.reason.value,
-                            **({"since": r.since.isoformat()} if r.since else {}),
-                        },
-                    }
+                    (
+                        cid,
+                        EventType.SUPPRESS.value,
+                        channel.value,
+                        r.scope,
+                        None,
+                        self._stored(now),
+                        None,
+                        json.dumps(
+                            {
+                                "source": source,
+                                "reason": r.reason.value,
+                                **({"since": r.since.isoformat()} if r.since else {}),
+                            }
+                        ),
+                    )
                     for cid, r in new
                 ],
             )
