@@ -1053,8 +1053,7 @@ class Ledger:
         """
         scope = self.check_scope(topic)
         p = self._reads.paramstyle
-        sqlite = self.engine.dialect.name == "sqlite"
-        address = "CAST(c.address AS BLOB)" if sqlite else "convert_to(c.address, 'UTF8')"
+        address = "CAST(c.address AS BLOB)" if self._sqlite else "convert_to(c.address, 'UTF8')"
         only_hard = f" AND s.reason = '{Reason.HARD_BOUNCE.value}'" if transactional else ""
         label = "CASE WHEN s.scope = 'all' THEN s.reason ELSE 'topic_opt_out' END"
         joined = (
@@ -1086,26 +1085,15 @@ class Ledger:
                 target[key] = why
         if transactional:
             return Blocklist(clear, hashed)
-        stored_at = (
-            at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-            if sqlite
-            else at.astimezone(UTC).replace(tzinfo=None)
-        )
         later: list[tuple[str, str, tuple[Any, ...]]] = [
-            ("paused", "c.paused_until > {p}", (stored_at,))
+            ("paused", "c.paused_until > {p}", (self._stored(at),))
         ]
         for freq, window in _FREQUENCY_WINDOW.items():
-            since = at - window
-            bound = (
-                since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-                if sqlite
-                else since.astimezone(UTC).replace(tzinfo=None)
-            )
             later.append(
                 (
                     "frequency_cap",
                     "c.frequency = {p} AND c.last_marketing_send_at > {p}",
-                    (freq.value, bound),
+                    (freq.value, self._stored(at - window)),
                 )
             )
         for label, where, params in later:
