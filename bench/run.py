@@ -19,22 +19,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
 
 from adieu.ledger import Channel, Frequency, Reason, SuppressionRecord
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.settings import Settings
+from common import console, postgres_schema, print_table
 
-console = Console()
 rows: list[tuple[str, str, str, str]] = []
 
 
@@ -314,30 +310,14 @@ def main() -> None:
                 "SQLite",
             )
         if pg:
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(pg)
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                sep = "&" if "?" in pg else "?"
-                url = f"{pg}{sep}options={quote(f'-csearch_path={schema}')}"
+            with postgres_schema(pg) as url:
                 bench_lookups(
                     Settings(data_dir=workdir / "pg", database_url=url),
                     n_contacts,
                     50_000 if not args.quick else 5000,
                     "PostgreSQL",
                 )
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-    table = Table("benchmark", "Adieu", "baseline (same run)", "notes", title="Adieu benchmarks")
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
-    print("\n| benchmark | Adieu | baseline (same run) | notes |\n|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print_table("Adieu benchmarks", rows)
 
 
 if __name__ == "__main__":

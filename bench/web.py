@@ -21,20 +21,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import quote
 
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.settings import Settings
+from common import postgres_schema, print_table
 
 HERE = Path(__file__).parent
-console = Console()
 
 
 def free_port() -> int:
@@ -201,13 +197,7 @@ def main() -> None:
             bare,
         )
         if pg:
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(pg)
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                sep = "&" if "?" in pg else "?"
-                url = f"{pg}{sep}options={quote(f'-csearch_path={schema}')}"
+            with postgres_schema(pg) as url:
                 run(
                     "PostgreSQL",
                     Settings(data_dir=workdir / "pg", database_url=url),
@@ -217,17 +207,7 @@ def main() -> None:
                     rows,
                     bare,
                 )
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-    table = Table("benchmark", "Adieu", "baseline (same run)", "notes", title="Adieu web benchmark")
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
-    print("\n| benchmark | Adieu | baseline (same run) | notes |\n|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print_table("Adieu web benchmark", rows)
 
 
 if __name__ == "__main__":
