@@ -8,6 +8,7 @@ they were read. Progress is reported in bytes read, for a progress bar.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import itertools
 import json
@@ -291,6 +292,7 @@ def _fork_slice(screen: Screen, fd: int, start: int, end: int, path: Path) -> tu
         os.close(write_end)
         return pid, read_end
     os.close(read_end)  # pragma: no cover - runs in the child
+    gc.disable()  # a short-lived child that makes no reference cycles: skip the collector
     status = 0
     try:
         position = start
