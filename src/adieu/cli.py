@@ -530,6 +530,56 @@ def export(lazy: _Lazy, fmt: str, output: Path | None) -> None:
         err.print(_("Exported {count} suppressions.").format(count=count))
 
 
+# -- mail -------------------------------------------------------------------------
+
+
+def _read_message(path: Path) -> bytes:
+    if str(path) == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise AdieuError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+
+
+@main.command()
+@click.argument("message", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option("--to", "to", required=True, help=_("The recipient of this copy."))
+@click.option("--topic", default=None, help=_("The topic of the message (default: none)."))
+@click.option("--campaign", default=None, help=_("Campaign id for the link and Feedback-ID."))
+@click.option("--locale", default=None, help=_("Language of the link text and pages."))
+@pass_app
+def stamp(
+    lazy: _Lazy, message: Path, to: str, topic: str | None, campaign: str | None, locale: str | None
+) -> None:
+    """Write MESSAGE for one recipient: unsubscribe headers, visible link, DKIM."""
+    from adieu.mail.stamper import Stamper
+
+    data = _read_message(message)
+    stamped = Stamper(lazy.app).stamp(data, to, topic=topic, campaign=campaign, locale=locale)
+    sys.stdout.buffer.write(stamped)
+    sys.stdout.buffer.flush()
+
+
+@main.command()
+@click.argument("message", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
+def lint(message: Path, as_json: bool) -> None:
+    """Check a message or template against R1, R8, R9 and RFC 8058 (exit 1 on errors)."""
+    from adieu.mail.lint import ERROR, report
+    from adieu.mail.lint import lint as check
+
+    findings = check(_read_message(message))
+    if as_json:
+        click.echo(json.dumps(report(findings)))
+    elif not findings:
+        click.echo(_("No findings: the unsubscribe headers and links are in order."))
+    for f in [] if as_json else findings:
+        click.echo(f"{f.severity}: [{f.rule}] {f.message}")
+    if any(f.severity == ERROR for f in findings):
+        sys.exit(1)
+
+
 # -- maintenance --------------------------------------------------------------
 
 
@@ -554,6 +604,33 @@ def db_upgrade(lazy: _Lazy) -> None:
 @main.group("keys")
 def keys_() -> None:
     """Token and hash keys."""
+
+
+@keys_.command("dkim")
+@click.option("--domain", required=True, help=_("The signing domain (d=)."))
+@click.option("--selector", required=True, help=_("The selector (s=)."))
+@click.option(
+    "--ed25519", "ed25519_key", is_flag=True, help=_("An Ed25519 key instead of RSA-2048.")
+)
+@pass_app
+def keys_dkim(lazy: _Lazy, domain: str, selector: str, ed25519_key: bool) -> None:
+    """Create a DKIM key in the data dir and print the DNS TXT record to publish."""
+    from adieu.mail import dkim
+
+    if ed25519_key:
+        path = dkim.key_path(lazy.app.settings.data_dir, selector, ed25519_key=True)
+        name = f"{selector}-ed25519"
+    else:
+        path = dkim.key_path(lazy.app.settings.data_dir, selector)
+        name = selector
+    key = dkim.create_key(path, ed25519_key=ed25519_key)
+    click.echo(_("Created {path}. Publish this DNS record:").format(path=path))
+    click.echo(dkim.dns_record(domain, name, key))
+    click.echo(
+        _("Then set ADIEU_DKIM_DOMAIN={domain} and ADIEU_DKIM_SELECTOR={selector}.").format(
+            domain=domain, selector=selector
+        )
+    )
 
 
 @keys_.command("rotate")

@@ -1,6 +1,7 @@
 """Translation catalogs (Babel ``.po`` files, read at start; no compile step).
 
-Two domains: ``messages`` holds every word a recipient sees on the pages and
+Two domains: ``messages`` holds every word a recipient sees (pages, the
+link in the mail) and
 is complete in every shipped language (a test checks this); ``cli`` holds the
 operator's command-line output. The source language is English: a message
 without a translation shows its English text. Catalogs live in
@@ -24,8 +25,12 @@ CLI = "cli"
 
 _ROOT = Path(__file__).parent
 _METHODS = {
-    PAGES: [("web/**.py", "python"), ("web/templates/**.html", "jinja2.ext:babel_extract")],
-    CLI: [("web/**", "ignore"), ("**.py", "python")],
+    PAGES: [
+        ("web/**.py", "python"),
+        ("mail/**.py", "python"),
+        ("web/templates/**.html", "jinja2.ext:babel_extract"),
+    ],
+    CLI: [("web/**", "ignore"), ("mail/**", "ignore"), ("**.py", "python")],
 }
 
 

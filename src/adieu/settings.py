@@ -68,6 +68,24 @@ class Settings(BaseSettings):
     privacy_url: str | None = Field(
         default=None, pattern=r"^https?://", description="Link to the sender's privacy policy."
     )
+    dkim_domain: str | None = Field(
+        default=None, description="Sign stamped mail for this domain (d=); unset: no signing."
+    )
+    dkim_selector: str = Field(
+        default="adieu",
+        description="DKIM selector (s=); keys are DATA_DIR/dkim-SELECTOR.pem (and -ed25519.pem).",
+    )
+    feedback_sender: str = Field(
+        default="adieu", description="Sender id, the last field of Feedback-ID."
+    )
+    footer_position: Literal["top", "bottom"] = Field(
+        default="bottom", description="Where the unsubscribe footer goes in each body part."
+    )
+    footer_emphasis: str = Field(
+        default="underline,centred",
+        pattern=r"^((bold|underline|centred)(,(bold|underline|centred))*)?$",
+        description="Comma-separated: bold, underline, centred.",
+    )
     mailto_domain: str | None = Field(
         default=None,
         description="When set, List-Unsubscribe also offers mailto:unsubscribe+TOKEN@DOMAIN.",
@@ -111,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def key_path(self) -> Path:
         return self.keys_file or self.data_dir / "keys.json"
+
+    @property
+    def emphasis(self) -> frozenset[str]:
+        return frozenset(filter(None, self.footer_emphasis.split(",")))
 
     @property
     def base(self) -> str:

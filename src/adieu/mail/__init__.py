@@ -1,0 +1,1 @@
+"""The mail path (a door): headers, visible link, DKIM signing and lint."""

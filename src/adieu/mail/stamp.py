@@ -1,0 +1,199 @@
+"""Stamping one recipient's copy of a message (R1, R8, R9; RFC 2369, RFC 8058).
+
+- ``List-Unsubscribe`` (the HTTPS link, and a mailto when configured),
+  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` and ``Feedback-ID``:
+  exactly one of each, replacing any the message had, folded by the email
+  package's SMTP policy (which also refuses CR/LF in values: no injection).
+- A visible link in every text and HTML body part: the template's
+  ``{{ unsubscribe_url }}`` / ``{{ preferences_url }}`` placeholders when it has
+  them, otherwise a footer with the single word for "unsubscribe" in the
+  recipient's language (R1), readable and where it is expected (R9).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterator
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+
+from adieu.errors import InvalidInput
+from adieu.i18n import gettext, negotiate
+from adieu.service import ONE_CLICK, Link
+
+SMTP = policy.SMTP.clone(max_line_length=78, refold_source="none")
+_PARSER = BytesParser(policy=SMTP)
+_PLACEHOLDER = {
+    "unsubscribe_url": re.compile(r"\{\{\s*unsubscribe_url\s*\}\}"),
+    "preferences_url": re.compile(r"\{\{\s*preferences_url\s*\}\}"),
+}
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
+HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID")
+
+
+def parse(data: bytes) -> EmailMessage:
+    message = _PARSER.parsebytes(data)
+    assert isinstance(message, EmailMessage)
+    if not message.keys():
+        raise InvalidInput("That is not an email message: it has no header fields.")
+    return message
+
+
+def feedback_id(campaign: str | None, topic: str | None, sender: str) -> str:
+    """Gmail's Feedback-ID: up to four colon-separated fields, the sender last."""
+    parts = [campaign or "none", topic or "all", sender]
+    return ":".join(re.sub(r"[^A-Za-z0-9._-]", "-", p)[:60] for p in parts)
+
+
+def set_headers(message: EmailMessage, link: Link, feedback: str) -> None:
+    """Exactly one List-Unsubscribe, List-Unsubscribe-Post and Feedback-ID.
+
+    Written raw, never RFC 2047-encoded (mail clients must read the URIs as
+    they are): a URI cannot be folded, so the field breaks only between its
+    URIs, and stays far below RFC 5322's 998-character limit.
+    """
+    for name in HEADERS:
+        del message[name]
+    targets = [t.strip() for t in link.headers["List-Unsubscribe"].split(",")]
+    values = {
+        "List-Unsubscribe": ",\n ".join(targets),
+        "List-Unsubscribe-Post": ONE_CLICK,
+        "Feedback-ID": feedback,
+    }
+    for name, value in values.items():
+        if "\r" in value or any(len(line) > 900 for line in value.split("\n")):
+            raise InvalidInput(f"The {name} value cannot be written safely.")
+        message.set_raw(name, value)
+
+
+def body_parts(message: Message) -> Iterator[Message]:
+    """The text and HTML parts a reader sees (attachments left out)."""
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        if part.get_content_subtype() not in ("plain", "html"):
+            continue
+        if part.get_content_disposition() == "attachment":
+            continue
+        yield part
+
+
+class Footer:
+    """The visible link, in the reader's language, with the configured look."""
+
+    def __init__(self, position: str = "bottom", emphasis: frozenset[str] = frozenset()) -> None:
+        self.position = position
+        self.emphasis = emphasis
+
+    def words(self, locale: str) -> tuple[str, str]:
+        return gettext("Unsubscribe", locale), gettext("Change my preferences", locale)
+
+    def text(self, link: Link, locale: str) -> str:
+        unsubscribe, preferences = self.words(locale)
+        word = unsubscribe.upper() if "bold" in self.emphasis else unsubscribe
+        return f"{word}: {link.url}\n{preferences}: {link.preferences_url}\n"
+
+    def html(self, link: Link, locale: str) -> str:
+        unsubscribe, preferences = self.words(locale)
+        style = ["color:#0b5cad"]
+        if "bold" in self.emphasis:
+            style.append("font-weight:bold")
+        style.append("text-decoration:underline" if "underline" in self.emphasis else "")
+        align = "center" if "centred" in self.emphasis else "left"
+        link_style = ";".join(s for s in style if s)
+        return (
+            f'<div style="margin:24px 0;font-size:14px;line-height:1.5;color:#1f2328;'
+            f'text-align:{align}">'
+            f'<a href="{html.escape(link.url)}" style="{link_style}">{html.escape(unsubscribe)}</a>'
+            " &middot; "
+            f'<a href="{html.escape(link.preferences_url)}" style="color:#0b5cad">'
+            f"{html.escape(preferences)}</a></div>"
+        )
+
+    def apply(self, message: EmailMessage, link: Link, locale: str) -> int:
+        """Fill placeholders or add the footer in every body part; returns how
+        many parts got a link. A part whose charset cannot be read is left as
+        it is (``adieu lint`` reports it)."""
+        done = 0
+        for part in body_parts(message):
+            assert isinstance(part, EmailMessage)
+            try:
+                content = part.get_content()
+            except (LookupError, UnicodeError, KeyError):
+                continue
+            if not isinstance(content, str):
+                continue
+            is_html = part.get_content_subtype() == "html"
+            values = {
+                "unsubscribe_url": html.escape(link.url) if is_html else link.url,
+                "preferences_url": html.escape(link.preferences_url)
+                if is_html
+                else link.preferences_url,
+            }
+            if _PLACEHOLDER["unsubscribe_url"].search(content):
+                for name, pattern in _PLACEHOLDER.items():
+                    # a function, so that nothing in the URL is read as a group
+                    content = pattern.sub(_literal(values[name]), content)
+            elif is_html:
+                content = self._into_html(content, self.html(link, locale))
+            else:
+                footer = self.text(link, locale)
+                content = (
+                    f"{footer}\n{content}"
+                    if self.position == "top"
+                    else f"{content.rstrip()}\n\n-- \n{footer}"
+                )
+            _replace_text(part, content)
+            done += 1
+        return done
+
+    def _into_html(self, content: str, footer: str) -> str:
+        if self.position == "top":
+            found = _BODY_OPEN.search(content)
+            return (
+                content[: found.end()] + footer + content[found.end() :]
+                if found
+                else footer + content
+            )
+        closes = list(_BODY_CLOSE.finditer(content))
+        if not closes:
+            return content + footer
+        at = closes[-1].start()
+        return content[:at] + footer + content[at:]
+
+
+def _literal(value: str) -> Callable[[re.Match[str]], str]:
+    return lambda _match: value
+
+
+def _replace_text(part: Message, content: str) -> None:
+    """New text for a part, in its own charset when that can hold it."""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        content.encode(charset)
+    except (LookupError, UnicodeError):
+        charset = "utf-8"
+    subtype = part.get_content_subtype()
+    keep = {
+        k: v
+        for k, v in part.items()
+        if k.lower() not in ("content-type", "content-transfer-encoding")
+    }
+    assert isinstance(part, EmailMessage)
+    had_version = "MIME-Version" in part
+    part.set_content(content, subtype=subtype, charset=charset)
+    if not had_version:  # set_content adds one; only the top of a message has it
+        del part["MIME-Version"]
+    for name, value in keep.items():
+        if name not in part:
+            part[name] = value
+
+
+def locale_of(message: Message, fallback: str) -> str:
+    return negotiate(
+        *(tag.strip() for tag in str(message.get("Content-Language", "")).split(",")),
+        default=fallback,
+    )

@@ -1,0 +1,324 @@
+"""The mail path: unsubscribe headers, the visible link, DKIM and lint."""
+
+from __future__ import annotations
+
+import base64
+import stat
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import dkim
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adieu.cli import main
+from adieu.errors import InvalidInput
+from adieu.mail.dkim import DKIMKey, DKIMSigner, create_key, dns_record, key_path
+from adieu.mail.lint import ERROR, lint
+from adieu.mail.stamper import Stamper
+from adieu.service import Adieu
+from adieu.settings import Settings
+
+RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ED = ed25519.Ed25519PrivateKey.generate()
+
+
+def dns(name: bytes, timeout: int = 5) -> bytes:
+    if name.startswith(b"ed."):
+        raw = ED.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return b"v=DKIM1; k=ed25519; p=" + base64.b64encode(raw)
+    der = RSA.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+
+
+def verify(data: bytes) -> list[bool]:
+    checker = dkim.DKIM(data)
+    count = data.split(b"\r\n\r\n")[0].lower().count(
+        b"\ndkim-signature:"
+    ) + data.lower().startswith(b"dkim-signature:")
+    results = []
+    for i in range(count):
+        try:
+            results.append(bool(checker.verify(idx=i, dnsfunc=dns)))
+        except dkim.ValidationError:
+            results.append(False)
+    return results
+
+
+SIMPLE = (
+    b"From: News <news@example.com>\r\nTo: jane@example.org\r\nSubject: Hello\r\n"
+    b"Date: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello  there \r\n\r\n"
+)
+
+
+def test_dkim_signatures_verify_with_dkimpy_and_break_when_tampered() -> None:
+    signer = DKIMSigner("example.com", [DKIMKey("rsa", RSA), DKIMKey("ed", ED)])
+    message = SIMPLE.replace(
+        b"\r\n\r\n",
+        b"\r\nList-Unsubscribe: <https://x.example/u/T>\r\n"
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\n",
+        1,
+    )
+    signed = signer.sign(message)
+    assert verify(signed) == [True, True]
+    header = signed.split(b"\r\n\r\n")[0]
+    assert all(
+        len(line) <= 78 for line in header.split(b"\r\n") if line.startswith((b"DKIM", b"\t"))
+    )
+    for tampered in (
+        signed.replace(b"<https://x.example/u/T>", b"<https://x.example/u/X>"),
+        signed.replace(b"\r\n\r\nHello", b"\r\nList-Unsubscribe: <https://evil>\r\n\r\nHello"),
+        signed.replace(b"Hello  there", b"Hello  where"),
+    ):
+        assert verify(tampered) == [False, False]
+
+
+def test_dns_record_and_key_file(tmp_path: Path) -> None:
+    path = key_path(tmp_path, "s1")
+    key = create_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    record = dns_record("example.com", "s1", key)
+    assert record.startswith('s1._domainkey.example.com. IN TXT ( "v=DKIM1; k=rsa; p=')
+    assert all(len(chunk) <= 255 for chunk in record.split('"')[1::2])
+    with pytest.raises(InvalidInput):
+        create_key(path)
+    with pytest.raises(InvalidInput):
+        key_path(tmp_path, "bad selector")
+
+
+@pytest.fixture
+def mailer(tmp_path: Path) -> Adieu:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        base_url="https://mail.example.net",
+        mailto_domain="unsub.example.net",
+        dkim_domain="example.com",
+        dkim_selector="s1",
+        feedback_sender="examplenews",
+    )
+    create_key(key_path(settings.data_dir, "s1"))
+    return Adieu(settings)
+
+
+def _stamp(app: Adieu, data: bytes, to: str = "Jane@Example.org", **kw: str) -> EmailMessage:
+    out = Stamper(app).stamp(data, to, **kw)
+    parsed = message_from_bytes(out, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_stamp_sets_one_of_each_header_and_a_token_for_this_recipient(mailer: Adieu) -> None:
+    mailer.ledger.add_topic("news", "News")
+    data = SIMPLE.replace(b"Subject", b"List-Unsubscribe: <mailto:old@example.com>\r\nSubject", 1)
+    out = Stamper(mailer).stamp(data, "Jane@Example.org", topic="news", campaign="nov-2026")
+    message = message_from_bytes(out, policy=policy.default)
+    assert len(message.get_all("List-Unsubscribe")) == 1
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Feedback-ID"] == "nov-2026:news:examplenews"
+    value = str(message["List-Unsubscribe"])
+    url = value.split("<")[1].split(">")[0]
+    assert url.startswith("https://mail.example.net/u/") and "mailto:unsubscribe+" in value
+    payload = mailer.codec.open(url.rsplit("/", 1)[1])
+    assert (payload.address, payload.scope, payload.campaign) == (
+        "jane@example.org",
+        "news",
+        "nov-2026",
+    )
+    assert url in message.get_body(("plain",)).get_content()
+    assert not [f for f in lint(out) if f.severity == ERROR]
+
+
+def test_dkim_covers_both_unsubscribe_headers(mailer: Adieu) -> None:
+    # the test key stands in for DNS: swap the signer's key for the module's RSA key
+    stamper = Stamper(mailer)
+    stamper.signer = DKIMSigner("example.com", [DKIMKey("rsa", RSA)])
+    out = stamper.stamp(SIMPLE, "jane@example.org")
+    assert verify(out) == [True]
+    h = out.split(b"\r\n\r\n")[0].replace(b"\r\n\t", b" ").split(b"h=")[1].split(b";")[0]
+    names = [n.strip() for n in h.split(b":")]
+    assert names.count(b"list-unsubscribe") == 2 and names.count(b"list-unsubscribe-post") == 2
+
+
+def _multipart(text_cte: str, html_cte: str, charset: str = "iso-8859-1") -> bytes:
+    message = EmailMessage()
+    message["From"] = "news@example.com"
+    message["To"] = "jane@example.org"
+    message["Subject"] = "Månadsbrev"
+    message.set_content("Hej där! Nyheter för dig.", charset=charset, cte=text_cte)
+    related = EmailMessage()
+    related.set_content(
+        "<html><body><p>Hej där</p><img src='cid:logo'></body></html>", subtype="html", cte=html_cte
+    )
+    related.add_related(b"\x89PNG\r\n", maintype="image", subtype="png", cid="<logo>")
+    message.make_alternative()
+    message.attach(related)
+    message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="a.pdf")
+    return message.as_bytes(policy=policy.SMTP)
+
+
+@pytest.mark.parametrize(
+    ("text_cte", "html_cte"),
+    [("quoted-printable", "base64"), ("8bit", "quoted-printable"), ("base64", "8bit")],
+)
+def test_footer_in_every_readable_part_keeps_charsets_and_nesting(
+    mailer: Adieu, text_cte: str, html_cte: str
+) -> None:
+    out = _stamp(mailer, _multipart(text_cte, html_cte), locale="sv")
+    plain = out.get_body(("plain",))
+    html = out.get_body(("html",))
+    assert plain.get_content_charset() == "iso-8859-1"
+    assert "Hej där! Nyheter för dig." in plain.get_content()
+    assert "Avregistrera: https://mail.example.net/u/" in plain.get_content()
+    body = html.get_content()
+    assert body.index("Hej där") < body.index(">Avregistrera</a>") < body.index("</body>")
+    kinds = [p.get_content_type() for p in out.walk()]
+    assert kinds.count("image/png") == 1 and kinds.count("application/pdf") == 1
+    pdf = next(p for p in out.walk() if p.get_content_type() == "application/pdf")
+    assert pdf.get_content() == b"%PDF-1.4"
+
+
+def test_placeholders_are_filled_instead_of_a_footer(mailer: Adieu) -> None:
+    data = SIMPLE.replace(b"Hello  there", b"Bye: {{ unsubscribe_url }} | {{preferences_url}}")
+    body = _stamp(mailer, data).get_body(("plain",)).get_content()
+    assert "Bye: https://mail.example.net/u/" in body and "| https://mail.example.net/p/" in body
+    assert "-- \n" not in body
+
+
+def test_footer_at_the_top_with_emphasis(tmp_path: Path) -> None:
+    app = Adieu(
+        Settings(
+            data_dir=tmp_path / "d",
+            base_url="https://m.example",
+            footer_position="top",
+            footer_emphasis="bold,centred",
+        )
+    )
+    data = SIMPLE.replace(b"text/plain", b"text/html").replace(
+        b"Hello  there", b"<body><p>News</p></body>"
+    )
+    body = _stamp(app, data).get_body(("html",)).get_content()
+    assert body.index(">Unsubscribe</a>") < body.index("News")
+    assert "font-weight:bold" in body and "text-align:center" in body
+
+
+@pytest.mark.parametrize("campaign", ["x\r\nBcc: victim@example.com", "a\nb"])
+def test_values_cannot_inject_headers(mailer: Adieu, campaign: str) -> None:
+    with pytest.raises(InvalidInput):
+        Stamper(mailer).stamp(SIMPLE, "jane@example.org", campaign=campaign)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=300
+    ),
+    charset=st.sampled_from(["utf-8", "iso-8859-1", "windows-1252", "shift_jis", "us-ascii"]),
+    subtype=st.sampled_from(["plain", "html"]),
+    cte=st.sampled_from(["quoted-printable", "base64", "8bit"]),
+)
+def test_any_message_comes_out_parseable_with_its_text(
+    tmp_path_factory: pytest.TempPathFactory, text: str, charset: str, subtype: str, cte: str
+) -> None:
+    try:
+        text.encode(charset)
+    except UnicodeEncodeError:
+        charset = "utf-8"
+    message = EmailMessage()
+    message["From"] = "news@example.com"
+    message["Subject"] = "Test"
+    message.set_content(
+        text,
+        subtype=subtype,
+        charset=charset,
+        cte=cte if cte != "8bit" or charset != "us-ascii" else "7bit",
+    )
+    app = _PROPERTY_APP.get("app")
+    if app is None:
+        app = Adieu(Settings(data_dir=tmp_path_factory.mktemp("p"), base_url="https://m.example"))
+        _PROPERTY_APP["app"] = app
+    out = Stamper(app).stamp(message.as_bytes(policy=policy.SMTP), "jane@example.org")
+    parsed = message_from_bytes(out, policy=policy.default)
+    assert len(parsed.get_all("List-Unsubscribe")) == 1
+    body = parsed.get_body((subtype,)).get_content()
+    assert text.rstrip() in body  # the reader's text is all still there
+    assert "https://m.example/u/" in body
+
+
+_PROPERTY_APP: dict[str, Adieu] = {}
+
+
+def test_lint_finds_what_a_reader_would_miss() -> None:
+    base = SIMPLE.replace(b"text/plain", b"text/html")
+
+    def findings(html: bytes, extra: bytes = b"") -> set[str]:
+        data = base.replace(b"Hello  there", html).replace(
+            b"Subject",
+            b"List-Unsubscribe: <https://x.example/u/T>\r\n"
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" + extra + b"Subject",
+            1,
+        )
+        return {f"{f.rule}:{f.message}" for f in lint(data) if f.severity == ERROR}
+
+    assert findings(b'<p><a href="https://x.example/u/T">Unsubscribe</a></p>') == set()
+    assert any(
+        "tiny" in f
+        for f in findings(b'<a href="https://x.example/u/T" style="font-size:6px">x</a>')
+    )
+    assert any(
+        "hidden" in f
+        for f in findings(b'<div style="display:none"><a href="https://x.example/u/T">u</a></div>')
+    )
+    assert any(
+        "image only" in f
+        for f in findings(b'<a href="https://x.example/u/T"><img src="x.png"></a>')
+    )
+    assert any(
+        "colour" in f
+        for f in findings(
+            b'<a href="https://x.example/u/T" style="color:#fff;background-color:#fff">'
+            b"Unsubscribe</a>"
+        )
+    )
+    assert any("no unsubscribe link" in f for f in findings(b"<p>Just news</p>"))
+    assert any(
+        "DKIM" in f
+        for f in findings(
+            b'<a href="https://x.example/u/T">Unsubscribe</a>',
+            b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s; h=from:to; bh=x; b=y\r\n",
+        )
+    )
+    bare = lint(SIMPLE)
+    assert {f.rule for f in bare} >= {"R8", "RFC8058", "R1"}
+
+
+def test_cli_keys_dkim_stamp_and_lint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADIEU_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ADIEU_BASE_URL", "https://mail.example.net")
+    runner = CliRunner()
+    made = runner.invoke(main, ["keys", "dkim", "--domain", "example.com", "--selector", "s9"])
+    assert made.exit_code == 0 and "s9._domainkey.example.com. IN TXT" in made.output
+    source = tmp_path / "m.eml"
+    source.write_bytes(SIMPLE)
+    monkeypatch.setenv("ADIEU_DKIM_DOMAIN", "example.com")
+    monkeypatch.setenv("ADIEU_DKIM_SELECTOR", "s9")
+    stamped = runner.invoke(main, ["stamp", str(source), "--to", "jane@example.org"])
+    assert stamped.exit_code == 0 and stamped.stdout_bytes.startswith(b"DKIM-Signature:")
+    out = tmp_path / "out.eml"
+    out.write_bytes(stamped.stdout_bytes)
+    assert runner.invoke(main, ["lint", str(out)]).exit_code == 0
+    bad = runner.invoke(main, ["lint", str(source), "--json"])
+    assert bad.exit_code == 1 and '"errors": ' in bad.output
+    missing = runner.invoke(main, ["lint", str(tmp_path / "nope.eml")])
+    assert missing.exit_code == 2 and "Cannot read" in missing.output
