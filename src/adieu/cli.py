@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
@@ -578,6 +579,98 @@ def lint(message: Path, as_json: bool) -> None:
         click.echo(f"{f.severity}: [{f.rule}] {f.message}")
     if any(f.severity == ERROR for f in findings):
         sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--listen", default="127.0.0.1:2525", show_default=True, help=_("HOST:PORT to accept mail on.")
+)
+@click.option(
+    "--upstream", required=True, help=_("HOST:PORT of the MTA or ESP that sends the mail on.")
+)
+@click.option(
+    "--category",
+    type=click.Choice(["marketing", "transactional"]),
+    default="marketing",
+    show_default=True,
+    help=_("Category when the message has no X-Adieu-Category header."),
+)
+@click.option(
+    "--topic", default=None, help=_("Topic when the message has no X-Adieu-Topic header.")
+)
+@click.option(
+    "--drop-refused",
+    is_flag=True,
+    help=_("Accept recipients who may not get the mail, and drop them silently."),
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help=_("Certificate for STARTTLS (AUTH is offered only over TLS)."),
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help=_("Private key for STARTTLS."),
+)
+@click.option(
+    "--size-limit",
+    type=int,
+    default=25 * 1024 * 1024,
+    show_default=True,
+    help=_("Largest message accepted, in bytes."),
+)
+@pass_app
+def relay(
+    lazy: _Lazy,
+    listen: str,
+    upstream: str,
+    category: str,
+    topic: str | None,
+    drop_refused: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    size_limit: int,
+) -> None:
+    """Relay mail to UPSTREAM: refuse who has left, stamp and sign every copy."""
+    import asyncio
+    import ssl
+
+    from adieu.smtp.relay import (
+        RelayConfig,
+        RelayHandler,
+        parse_hostport,
+        parse_networks,
+        serve_relay,
+    )
+
+    app = lazy.app
+    settings = app.settings
+    app.ledger.check_scope(topic)
+    host, port = parse_hostport(listen, 2525)
+    tls = None
+    if tls_cert is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(str(tls_cert), str(tls_key) if tls_key else None)
+    config = RelayConfig(
+        upstream=parse_hostport(upstream, 25),
+        allow=parse_networks(settings.relay_allow.split(",")),
+        category=category,
+        topic=topic,
+        drop_refused=drop_refused,
+        user=settings.relay_user,
+        password=settings.relay_password.get_secret_value() if settings.relay_password else None,
+    )
+    handler = RelayHandler(app, config)
+    click.echo(
+        _("Relaying from {host}:{port} to {upstream}.").format(
+            host=host, port=port, upstream=upstream
+        )
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_relay(handler, host, port, tls=tls, size_limit=size_limit))
 
 
 # -- maintenance --------------------------------------------------------------

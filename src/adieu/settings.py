@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -85,6 +85,14 @@ class Settings(BaseSettings):
         default="underline,centred",
         pattern=r"^((bold|underline|centred)(,(bold|underline|centred))*)?$",
         description="Comma-separated: bold, underline, centred.",
+    )
+    relay_allow: str = Field(
+        default="127.0.0.1/32,::1/128",
+        description="Client networks the relay serves without AUTH (comma-separated).",
+    )
+    relay_user: str | None = Field(default=None, description="User name for relay AUTH.")
+    relay_password: SecretStr | None = Field(
+        default=None, description="Password for relay AUTH (offered only over STARTTLS)."
     )
     mailto_domain: str | None = Field(
         default=None,

@@ -1,0 +1,1 @@
+"""SMTP doors: the relay (and, later, inbound mail)."""

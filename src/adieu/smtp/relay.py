@@ -1,0 +1,300 @@
+"""``adieu relay``: a sender points its SMTP settings here and, with no code
+change, every marketing message leaves compliant and nobody who has left gets
+mail (R1, R8, R13).
+
+SMTP stays apart from the logic, as in aiosmtpd's own handlers: RCPT asks the
+send policy about each recipient; DATA stamps and signs one copy per
+recipient and hands them to the upstream, answering 250 only once the
+upstream took every copy (RFC 5321 §6.1: once accepted, a message is the
+relay's responsibility) and 451 when it did not, so the client retries.
+Copies already delivered are remembered by the message's fingerprint, so a
+retry is not sent twice to the same person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import re
+import smtplib
+import ssl
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesHeaderParser
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from adieu.errors import AdieuError, InvalidAddress, InvalidInput
+from adieu.mail.stamper import Stamper
+from adieu.policy import Category
+from adieu.service import Adieu
+from adieu.tokens import ALL
+
+# RFC 3463 enhanced status codes, by name (as aiosmtpd's own tests do).
+OK = "250 2.0.0 OK"
+AUTH_REQUIRED = "530 5.7.0 Authentication required"
+NOT_WANTED = "550 5.7.1 <{address}> does not receive this mail: {why}"
+BAD_ADDRESS = "553 5.1.3 <{address}> is not a valid address"
+BAD_MESSAGE = "554 5.6.0 {why}"
+TRY_LATER = "451 4.4.1 The next hop did not take the message; please try again later"
+LOCAL_ERROR = "451 4.3.0 {why}"
+
+_BARE_LF = re.compile(rb"(?<!\r)\n|\r(?!\n)")
+_CONTROL = ("X-Adieu-Category", "X-Adieu-Topic", "X-Adieu-Campaign")
+
+
+def _fingerprint(envelope: Envelope) -> str:
+    digest = hashlib.sha256()
+    digest.update((envelope.mail_from or "").encode("utf-8", "replace") + b"\0")
+    digest.update(("\0".join(sorted(envelope.rcpt_tos))).encode("utf-8", "replace") + b"\0")
+    digest.update(envelope.original_content or b"")
+    return digest.hexdigest()
+
+
+@dataclass
+class RelayConfig:
+    upstream: tuple[str, int]
+    allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+    category: str = Category.MARKETING.value
+    topic: str | None = None
+    drop_refused: bool = False
+    user: str | None = None
+    password: str | None = None
+    upstream_timeout: float = 30.0
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class RelayHandler:
+    """The aiosmtpd handler: policy at RCPT, stamping and forwarding at DATA."""
+
+    def __init__(self, adieu: Adieu, config: RelayConfig) -> None:
+        self.adieu = adieu
+        self.config = config
+        self.stamper = Stamper(adieu)
+        self.counts = config.counts
+        self._delivered: OrderedDict[str, set[str]] = OrderedDict()
+
+    # -- who may use the relay (never an open relay) -------------------------
+
+    def authenticator(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        config = self.config
+        if (
+            isinstance(auth_data, LoginPassword)
+            and config.user is not None
+            and config.password is not None
+            and hmac.compare_digest(auth_data.login, config.user.encode())
+            and hmac.compare_digest(auth_data.password, config.password.encode())
+        ):
+            return AuthResult(success=True)
+        self.counts["auth_failed"] += 1
+        return AuthResult(success=False, handled=False)
+
+    def _trusted(self, session: Session) -> bool:
+        if session.authenticated:
+            return True
+        host = session.peer[0] if isinstance(session.peer, tuple) else session.peer
+        try:
+            peer = ipaddress.ip_address(str(host).split("%")[0])
+        except (ValueError, IndexError, TypeError):
+            return False
+        return any(peer in network for network in self.config.allow)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if not self._trusted(session):
+            self.counts["refused:not_authenticated"] += 1
+            return AUTH_REQUIRED
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return OK
+
+    # -- the send policy, per recipient ---------------------------------------
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        config = self.config
+        try:
+            decision = await asyncio.to_thread(
+                self.adieu.policy.may_send, address, config.topic, config.category
+            )
+        except InvalidAddress:
+            return BAD_ADDRESS.format(address=_printable(address))
+        except AdieuError as exc:
+            return LOCAL_ERROR.format(why=_printable(str(exc)))
+        if not decision:
+            self.counts[f"refused:{decision.reason}"] += 1
+            if config.drop_refused:
+                return OK  # accepted and dropped: the client never learns who left
+            return NOT_WANTED.format(address=_printable(address), why=decision.reason)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return OK
+
+    # -- stamping and forwarding ----------------------------------------------------
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        if _BARE_LF.search(content):
+            # SMTP smuggling hides a second message behind <LF>.<LF>; refuse any bare LF/CR.
+            self.counts["refused:bare_lf"] += 1
+            return BAD_MESSAGE.format(why="Bare LF or CR in the message: end every line with CRLF")
+        if not envelope.rcpt_tos:
+            return OK  # every recipient was dropped
+        try:
+            result = await asyncio.to_thread(self._deliver, envelope, content)
+        except InvalidInput as exc:
+            return BAD_MESSAGE.format(why=_printable(str(exc)))
+        return result
+
+    def _deliver(self, envelope: Envelope, content: bytes) -> str:
+        headers = BytesHeaderParser(policy=policy.SMTP).parsebytes(content)
+        if not headers.get("From"):
+            raise InvalidInput("The message has no From header")
+        category = str(headers.get("X-Adieu-Category") or self.config.category).strip().lower()
+        if category not in {c.value for c in Category}:
+            raise InvalidInput("X-Adieu-Category must be marketing or transactional")
+        topic = str(headers.get("X-Adieu-Topic") or self.config.topic or "").strip() or None
+        campaign = str(headers.get("X-Adieu-Campaign") or "").strip() or None
+        cleaned = _without_control_headers(content)
+        fingerprint = _fingerprint(envelope)
+        done = self._delivered.setdefault(fingerprint, set())
+        copies: list[tuple[str, bytes]] = []
+        for recipient in envelope.rcpt_tos:
+            if recipient in done:
+                continue
+            # The message's own topic or category may be narrower than the
+            # relay's default that RCPT used: ask again, drop who may not get it.
+            if (topic, category) != (
+                self.config.topic,
+                self.config.category,
+            ) and not self.adieu.policy.may_send(recipient, topic or ALL, category):
+                self.counts["dropped:policy_at_data"] += 1
+                continue
+            copies.append(
+                (recipient, self.stamper.stamp(cleaned, recipient, topic=topic, campaign=campaign))
+            )
+        delivered = self._forward(envelope.mail_from or "", copies, done)
+        if delivered:
+            self.adieu.ledger.record_sends(
+                delivered, category=category, topic=topic, campaign=campaign
+            )
+        if len(done) + (len(envelope.rcpt_tos) - len(copies) - len(done)) < len(
+            envelope.rcpt_tos
+        ) and len(delivered) < len(copies):
+            self.counts["upstream_failed"] += 1
+            self._remember()
+            return TRY_LATER
+        self._delivered.pop(fingerprint, None)
+        self.counts["delivered"] += len(delivered)
+        return f"250 2.0.0 Accepted for {len(delivered)} recipient(s)"
+
+    def _forward(self, sender: str, copies: list[tuple[str, bytes]], done: set[str]) -> list[str]:
+        """Hand each copy to the upstream; the recipients it accepted."""
+        if not copies:
+            return []
+        host, port = self.config.upstream
+        delivered: list[str] = []
+        try:
+            with smtplib.SMTP(host, port, timeout=self.config.upstream_timeout) as upstream:
+                upstream.ehlo_or_helo_if_needed()
+                for recipient, data in copies:
+                    upstream.sendmail(sender, [recipient], data)
+                    delivered.append(recipient)
+                    done.add(recipient)
+        except (smtplib.SMTPException, OSError):
+            pass
+        return delivered
+
+    def _remember(self, limit: int = 10_000) -> None:
+        while len(self._delivered) > limit:
+            self._delivered.popitem(last=False)
+
+
+def _without_control_headers(content: bytes) -> bytes:
+    """The message without the X-Adieu-* instructions meant for the relay."""
+    head, sep, body = content.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    kept: list[bytes] = []
+    skipping = False
+    names = tuple(n.lower().encode() + b":" for n in _CONTROL)
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                kept.append(line)
+            continue
+        skipping = line.lower().startswith(names)
+        if not skipping:
+            kept.append(line)
+    return b"\r\n".join(kept) + sep + body
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() and ch not in "<>" else "?" for ch in text)[:200]
+
+
+def make_smtp(
+    handler: RelayHandler,
+    *,
+    tls: ssl.SSLContext | None,
+    size_limit: int,
+    hostname: str | None = None,
+) -> SMTP:
+    """The aiosmtpd server for one connection, with Adieu's limits."""
+    return SMTP(
+        handler,
+        data_size_limit=size_limit,
+        enable_SMTPUTF8=True,
+        hostname=hostname,
+        tls_context=tls,
+        require_starttls=False,
+        auth_required=False,
+        auth_require_tls=True,
+        authenticator=handler.authenticator,
+        timeout=120,
+    )
+
+
+async def serve_relay(
+    handler: RelayHandler,
+    host: str,
+    port: int,
+    *,
+    tls: ssl.SSLContext | None = None,
+    size_limit: int = 25 * 1024 * 1024,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Run the relay until cancelled."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: make_smtp(handler, tls=tls, size_limit=size_limit), host=host, port=port
+    )
+    if started is not None:
+        started.set()
+    async with server:
+        await server.serve_forever()
+
+
+def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host:
+        return value, default_port
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not HOST:PORT.") from None
+
+
+def parse_networks(values: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip()]
+    except ValueError as exc:
+        raise InvalidInput(f"Not a network: {exc}.") from None

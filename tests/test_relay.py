@@ -1,0 +1,344 @@
+"""`adieu relay` in real SMTP conversations: smtplib → relay → an aiosmtpd sink."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import smtplib
+import socket
+import ssl
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from adieu.ledger import Channel
+from adieu.mail.dkim import create_key, key_path
+from adieu.service import Adieu
+from adieu.settings import Settings
+from adieu.smtp.relay import RelayConfig, RelayHandler, make_smtp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Sink:
+    """The upstream stand-in: keeps what it is given; can refuse for a while."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.refuse = False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse:
+            return "451 4.3.0 Try later"
+        self.messages.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+        )
+        return "250 OK"
+
+
+class RelayController(Controller):
+    def __init__(self, handler: RelayHandler, port: int, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(handler, hostname="127.0.0.1", port=port)
+        self.tls = tls
+
+    def factory(self) -> Any:
+        return make_smtp(self.handler, tls=self.tls, size_limit=200_000)
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, Controller]]:
+    handler = Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller
+    controller.stop()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Adieu]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        base_url="https://mail.example.net",
+        dkim_domain="example.com",
+        dkim_selector="s1",
+    )
+    create_key(key_path(settings.data_dir, "s1"))
+    adieu = Adieu(settings)
+    adieu.ledger.add_topic("news", "News")
+    yield adieu
+    adieu.close()
+
+
+def start_relay(app: Adieu, upstream: int, **kw: Any) -> tuple[RelayController, RelayHandler]:
+    tls = kw.pop("tls", None)
+    config = RelayConfig(upstream=("127.0.0.1", upstream), **kw)
+    handler = RelayHandler(app, config)
+    controller = RelayController(handler, free_port(), tls)
+    controller.start()
+    return controller, handler
+
+
+@pytest.fixture
+def relay(
+    app: Adieu, sink: tuple[Sink, Controller]
+) -> Iterator[tuple[RelayController, RelayHandler]]:
+    from adieu.smtp.relay import parse_networks
+
+    controller, handler = start_relay(app, sink[1].port, allow=parse_networks(["127.0.0.1/32"]))
+    yield controller, handler
+    controller.stop()
+
+
+MESSAGE = (
+    "From: News <news@example.com>\r\nSubject: November\r\n"
+    "Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n"
+    "Message-ID: <n1@example.com>\r\nMIME-Version: 1.0\r\nX-Adieu-Campaign: nov\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n\r\nHello from the newsletter.\r\n"
+)
+
+
+def dns_for(app: Adieu) -> Any:
+    from adieu.mail.dkim import load_key
+
+    key = load_key(key_path(app.settings.data_dir, "s1"))
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        return b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+
+    return dnsfunc
+
+
+def test_each_recipient_gets_its_own_stamped_signed_copy_and_who_left_gets_nothing(
+    app: Adieu, relay: tuple[RelayController, RelayHandler], sink: tuple[Sink, Controller]
+) -> None:
+    gone = app.link("gone@example.org")
+    # leave through the real one-click door first
+    import asyncio
+
+    import httpx
+
+    from adieu.web.app import create_app
+
+    async def one_click() -> int:
+        transport = httpx.ASGITransport(app=create_app(app))
+        async with httpx.AsyncClient(transport=transport, base_url="https://mail.example.net") as c:
+            response = await c.post(f"/u/{gone.token}", data={"List-Unsubscribe": "One-Click"})
+            return response.status_code
+
+    assert asyncio.run(one_click()) == 200
+    with smtplib.SMTP("127.0.0.1", relay[0].port) as client:
+        refused = client.sendmail(
+            "news@example.com", ["ann@example.org", "gone@example.org", "bob@example.org"], MESSAGE
+        )
+    assert set(refused) == {"gone@example.org"} and refused["gone@example.org"][0] == 550
+    delivered = sink[0].messages
+    assert sorted(rcpts[0] for _, rcpts, _ in delivered) == ["ann@example.org", "bob@example.org"]
+    for _, (recipient,), data in delivered:
+        parsed = message_from_bytes(data, policy=policy.default)
+        assert len(parsed.get_all("List-Unsubscribe")) == 1
+        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "X-Adieu-Campaign" not in parsed
+        url = str(parsed["List-Unsubscribe"]).strip("<>")
+        assert app.codec.open(url.rsplit("/", 1)[1]).address == recipient
+        assert url in parsed.get_body(("plain",)).get_content()
+        assert dkim.DKIM(data).verify(dnsfunc=dns_for(app))
+    assert app.ledger.status("ann@example.org").state.last_marketing_send_at is not None
+    assert relay[1].counts["refused:unsubscribed"] == 1
+    # R13: a message only for someone who left is refused outright; nothing goes out
+    before = len(delivered)
+    with (
+        smtplib.SMTP("127.0.0.1", relay[0].port) as client,
+        pytest.raises(smtplib.SMTPRecipientsRefused),
+    ):
+        client.sendmail(
+            "news@example.com", ["gone@example.org"], "From: x@example.com\r\n\r\nYou left."
+        )
+    assert len(sink[0].messages) == before
+
+
+def test_upstream_down_gives_451_and_a_retry_delivers_each_copy_once(
+    app: Adieu, relay: tuple[RelayController, RelayHandler], sink: tuple[Sink, Controller]
+) -> None:
+    sink[0].refuse = True
+    with (
+        smtplib.SMTP("127.0.0.1", relay[0].port) as client,
+        pytest.raises(smtplib.SMTPDataError) as failed,
+    ):
+        client.sendmail("news@example.com", ["ann@example.org", "bob@example.org"], MESSAGE)
+    assert failed.value.smtp_code == 451
+    assert sink[0].messages == []
+    sink[0].refuse = False
+    with smtplib.SMTP("127.0.0.1", relay[0].port) as client:
+        client.sendmail("news@example.com", ["ann@example.org", "bob@example.org"], MESSAGE)
+    assert sorted(r[0] for _, r, _ in sink[0].messages) == ["ann@example.org", "bob@example.org"]
+
+
+def test_half_delivered_message_is_retried_without_duplicates(
+    app: Adieu, relay: tuple[RelayController, RelayHandler], sink: tuple[Sink, Controller]
+) -> None:
+    original = sink[0].handle_DATA
+    calls = {"n": 0}
+
+    async def flaky(server: Any, session: Any, envelope: Any) -> str:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            return "451 4.3.0 Try later"
+        return await original(server, session, envelope)
+
+    sink[0].handle_DATA = flaky  # type: ignore[method-assign]
+    with smtplib.SMTP("127.0.0.1", relay[0].port) as client, pytest.raises(smtplib.SMTPDataError):
+        client.sendmail("news@example.com", ["ann@example.org", "bob@example.org"], MESSAGE)
+    assert len(sink[0].messages) == 1
+    with smtplib.SMTP("127.0.0.1", relay[0].port) as client:
+        client.sendmail("news@example.com", ["ann@example.org", "bob@example.org"], MESSAGE)
+    assert sorted(r[0] for _, r, _ in sink[0].messages) == ["ann@example.org", "bob@example.org"]
+
+
+def test_topic_header_narrows_the_recipients_at_data(
+    app: Adieu, relay: tuple[RelayController, RelayHandler], sink: tuple[Sink, Controller]
+) -> None:
+    app.ledger.unsubscribe("ann@example.org", "news", channel=Channel.PREFERENCES)
+    with smtplib.SMTP("127.0.0.1", relay[0].port) as client:
+        client.sendmail(
+            "news@example.com",
+            ["ann@example.org", "bob@example.org"],
+            MESSAGE.replace("X-Adieu-Campaign: nov", "X-Adieu-Topic: news"),
+        )
+    assert [r for _, r, _ in sink[0].messages] == [["bob@example.org"]]
+    parsed = message_from_bytes(sink[0].messages[0][2], policy=policy.default)
+    assert (
+        app.codec.open(str(parsed["List-Unsubscribe"]).strip("<>").rsplit("/", 1)[1]).scope
+        == "news"
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (
+            b"From: a@example.com\r\nSubject: x\r\n\r\nline\n.\nMAIL FROM:<evil@example.com>\r\n",
+            554,
+        ),
+        (b"From: a@example.com\r\n\r\nbare\rCR\r\n", 554),
+        (b"Subject: no sender\r\n\r\nbody\r\n", 554),
+        (b"\x00\x01\x02binary junk\xff\xfe\r\n", 554),
+    ],
+    ids=["smuggling-bare-lf", "bare-cr", "no-from", "binary-junk"],
+)
+def test_malformed_messages_get_a_clear_reply(
+    relay: tuple[RelayController, RelayHandler],
+    sink: tuple[Sink, Controller],
+    payload: bytes,
+    code: int,
+) -> None:
+    with smtplib.SMTP("127.0.0.1", relay[0].port) as client:
+        client.ehlo()
+        client.mail("news@example.com")
+        client.rcpt("ann@example.org")
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        client.send(payload + b".\r\n")
+        reply_code, reply = client.getreply()
+        assert reply_code == code, reply
+        assert client.noop()[0] == 250, "the relay is still there"
+    assert sink[0].messages == []
+
+
+def test_never_an_open_relay(app: Adieu, sink: tuple[Sink, Controller]) -> None:
+    controller, handler = start_relay(app, sink[1].port, allow=[])
+    try:
+        with smtplib.SMTP("127.0.0.1", controller.port) as client:
+            client.ehlo()
+            code, _ = client.mail("news@example.com")
+            assert code == 530
+    finally:
+        controller.stop()
+    assert handler.counts["refused:not_authenticated"] == 1
+
+
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+    return context
+
+
+def test_auth_over_starttls(app: Adieu, sink: tuple[Sink, Controller], tmp_path: Path) -> None:
+    controller, _ = start_relay(
+        app, sink[1].port, allow=[], user="sender", password="s3cret", tls=_self_signed(tmp_path)
+    )
+    client_tls = ssl.create_default_context()
+    client_tls.check_hostname = False
+    client_tls.verify_mode = ssl.CERT_NONE
+    try:
+        with smtplib.SMTP("127.0.0.1", controller.port) as client:
+            client.ehlo()
+            assert "auth" not in client.esmtp_features, "no AUTH before TLS"
+            client.starttls(context=client_tls)
+            client.ehlo()
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                client.login("sender", "wrong")
+        with smtplib.SMTP("127.0.0.1", controller.port) as client:
+            client.starttls(context=client_tls)
+            client.login("sender", "s3cret")
+            client.sendmail("news@example.com", ["ann@example.org"], MESSAGE)
+    finally:
+        controller.stop()
+    assert [r for _, r, _ in sink[0].messages] == [["ann@example.org"]]
+
+
+def test_drop_mode_accepts_and_drops(app: Adieu, sink: tuple[Sink, Controller]) -> None:
+    from adieu.smtp.relay import parse_networks
+
+    app.ledger.unsubscribe("gone@example.org", channel=Channel.CLI)
+    controller, handler = start_relay(
+        app, sink[1].port, allow=parse_networks(["127.0.0.1"]), drop_refused=True
+    )
+    try:
+        with smtplib.SMTP("127.0.0.1", controller.port) as client:
+            assert (
+                client.sendmail(
+                    "news@example.com", ["gone@example.org", "ann@example.org"], MESSAGE
+                )
+                == {}
+            )
+    finally:
+        controller.stop()
+    assert [r for _, r, _ in sink[0].messages] == [["ann@example.org"]]
+    assert handler.counts["refused:unsubscribed"] == 1
