@@ -100,6 +100,7 @@ def relay(
     controller, handler = start_relay(app, sink[1].port, allow=parse_networks(["127.0.0.1/32"]))
     yield controller, handler
     controller.stop()
+    handler.close()
 
 
 MESSAGE = (
@@ -158,6 +159,7 @@ def test_each_recipient_gets_its_own_stamped_signed_copy_and_who_left_gets_nothi
         assert app.codec.open(url.rsplit("/", 1)[1]).address == recipient
         assert url in parsed.get_body(("plain",)).get_content()
         assert dkim.DKIM(data).verify(dnsfunc=dns_for(app))
+    relay[1].sends.close()  # write the batched send records now
     assert app.ledger.status("ann@example.org").state.last_marketing_send_at is not None
     assert relay[1].counts["refused:unsubscribed"] == 1
     # R13: a message only for someone who left is refused outright; nothing goes out
@@ -269,6 +271,7 @@ def test_never_an_open_relay(app: Adieu, sink: tuple[Sink, Controller]) -> None:
             assert code == 530
     finally:
         controller.stop()
+        handler.close()
     assert handler.counts["refused:not_authenticated"] == 1
 
 
@@ -300,7 +303,7 @@ def _self_signed(tmp_path: Path) -> ssl.SSLContext:
 
 
 def test_auth_over_starttls(app: Adieu, sink: tuple[Sink, Controller], tmp_path: Path) -> None:
-    controller, _ = start_relay(
+    controller, handler = start_relay(
         app, sink[1].port, allow=[], user="sender", password="s3cret", tls=_self_signed(tmp_path)
     )
     client_tls = ssl.create_default_context()
@@ -320,6 +323,7 @@ def test_auth_over_starttls(app: Adieu, sink: tuple[Sink, Controller], tmp_path:
             client.sendmail("news@example.com", ["ann@example.org"], MESSAGE)
     finally:
         controller.stop()
+        handler.close()
     assert [r for _, r, _ in sink[0].messages] == [["ann@example.org"]]
 
 
@@ -340,5 +344,21 @@ def test_drop_mode_accepts_and_drops(app: Adieu, sink: tuple[Sink, Controller]) 
             )
     finally:
         controller.stop()
+        handler.close()
     assert [r for _, r, _ in sink[0].messages] == [["ann@example.org"]]
     assert handler.counts["refused:unsubscribed"] == 1
+
+
+def test_identical_messages_sent_at_once_both_arrive(
+    app: Adieu, relay: tuple[RelayController, RelayHandler], sink: tuple[Sink, Controller]
+) -> None:
+    """Remembering half-delivered attempts must not swallow a genuine repeat."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(_: int) -> None:
+        with smtplib.SMTP("127.0.0.1", relay[0].port) as client:
+            client.sendmail("news@example.com", ["ann@example.org"], MESSAGE)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(send, range(4)))
+    assert len(sink[0].messages) == 4

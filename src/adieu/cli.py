@@ -669,8 +669,11 @@ def relay(
             host=host, port=port, upstream=upstream
         )
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_relay(handler, host, port, tls=tls, size_limit=size_limit))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_relay(handler, host, port, tls=tls, size_limit=size_limit))
+    finally:
+        handler.close()
 
 
 # -- maintenance --------------------------------------------------------------

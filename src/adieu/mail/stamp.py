@@ -72,9 +72,7 @@ def set_headers(message: EmailMessage, link: Link, feedback: str) -> None:
 def body_parts(message: Message) -> Iterator[Message]:
     """The text and HTML parts a reader sees (attachments left out)."""
     for part in message.walk():
-        if part.is_multipart() or part.get_content_maintype() != "text":
-            continue
-        if part.get_content_subtype() not in ("plain", "html"):
+        if part.is_multipart() or part.get_content_type() not in ("text/plain", "text/html"):
             continue
         if part.get_content_disposition() == "attachment":
             continue
@@ -177,19 +175,20 @@ def _replace_text(part: Message, content: str) -> None:
     except (LookupError, UnicodeError):
         charset = "utf-8"
     subtype = part.get_content_subtype()
-    keep = {
-        k: v
-        for k, v in part.items()
-        if k.lower() not in ("content-type", "content-transfer-encoding")
-    }
+    # Raw, so that no header is parsed just to be written back as it was.
+    keep = [
+        (k, v)
+        for k, v in part.raw_items()
+        if k.lower() not in ("content-type", "content-transfer-encoding", "mime-version")
+    ]
     assert isinstance(part, EmailMessage)
     had_version = "MIME-Version" in part
     part.set_content(content, subtype=subtype, charset=charset)
     if not had_version:  # set_content adds one; only the top of a message has it
         del part["MIME-Version"]
-    for name, value in keep.items():
+    for name, value in keep:
         if name not in part:
-            part[name] = value
+            part.set_raw(name, value)
 
 
 def locale_of(message: Message, fallback: str) -> str:

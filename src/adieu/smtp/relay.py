@@ -7,19 +7,24 @@ send policy about each recipient; DATA stamps and signs one copy per
 recipient and hands them to the upstream, answering 250 only once the
 upstream took every copy (RFC 5321 §6.1: once accepted, a message is the
 relay's responsibility) and 451 when it did not, so the client retries.
-Copies already delivered are remembered by the message's fingerprint, so a
-retry is not sent twice to the same person.
+When an attempt fails half-way, the copies it did deliver are remembered by
+the message's fingerprint, so the client's retry is not sent twice to the
+same person.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import ipaddress
+import queue
 import re
 import smtplib
 import ssl
+import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,6 +83,10 @@ class RelayHandler:
         self.stamper = Stamper(adieu)
         self.counts = config.counts
         self._delivered: OrderedDict[str, set[str]] = OrderedDict()
+        self._local = threading.local()
+        self.sends = SendLog(adieu)
+        self._lock = threading.Lock()
+        self._open: set[smtplib.SMTP] = set()
 
     # -- who may use the relay (never an open relay) -------------------------
 
@@ -165,8 +174,9 @@ class RelayHandler:
         topic = str(headers.get("X-Adieu-Topic") or self.config.topic or "").strip() or None
         campaign = str(headers.get("X-Adieu-Campaign") or "").strip() or None
         cleaned = _without_control_headers(content)
+        # Copies a failed earlier attempt of this very message already delivered.
         fingerprint = _fingerprint(envelope)
-        done = self._delivered.setdefault(fingerprint, set())
+        done = set(self._delivered.pop(fingerprint, ()))
         copies: list[tuple[str, bytes]] = []
         for recipient in envelope.rcpt_tos:
             if recipient in done:
@@ -184,39 +194,122 @@ class RelayHandler:
             )
         delivered = self._forward(envelope.mail_from or "", copies, done)
         if delivered:
-            self.adieu.ledger.record_sends(
-                delivered, category=category, topic=topic, campaign=campaign
-            )
-        if len(done) + (len(envelope.rcpt_tos) - len(copies) - len(done)) < len(
-            envelope.rcpt_tos
-        ) and len(delivered) < len(copies):
+            self.sends.put((category, topic, campaign, delivered))
+        if len(delivered) < len(copies):  # some copy was not taken: nothing is acknowledged
             self.counts["upstream_failed"] += 1
-            self._remember()
+            self._delivered[fingerprint] = done
+            while len(self._delivered) > 10_000:
+                self._delivered.popitem(last=False)
             return TRY_LATER
-        self._delivered.pop(fingerprint, None)
         self.counts["delivered"] += len(delivered)
         return f"250 2.0.0 Accepted for {len(delivered)} recipient(s)"
 
     def _forward(self, sender: str, copies: list[tuple[str, bytes]], done: set[str]) -> list[str]:
-        """Hand each copy to the upstream; the recipients it accepted."""
-        if not copies:
-            return []
-        host, port = self.config.upstream
+        """Hand each copy to the upstream; the recipients it accepted.
+
+        Each worker thread keeps its upstream connection open between
+        messages (RSET before reuse).
+        """
         delivered: list[str] = []
-        try:
-            with smtplib.SMTP(host, port, timeout=self.config.upstream_timeout) as upstream:
-                upstream.ehlo_or_helo_if_needed()
-                for recipient, data in copies:
-                    upstream.sendmail(sender, [recipient], data)
-                    delivered.append(recipient)
-                    done.add(recipient)
-        except (smtplib.SMTPException, OSError):
-            pass
+        for recipient, data in copies:
+            try:
+                self._send_one(sender, recipient, data)
+            except (smtplib.SMTPException, OSError):
+                self._drop_upstream()
+                return delivered
+            delivered.append(recipient)
+            done.add(recipient)
         return delivered
 
-    def _remember(self, limit: int = 10_000) -> None:
-        while len(self._delivered) > limit:
-            self._delivered.popitem(last=False)
+    def _send_one(self, sender: str, recipient: str, data: bytes) -> None:
+        try:
+            self._upstream().sendmail(sender, [recipient], data)
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            # a kept connection the upstream closed meanwhile: once more, fresh
+            self._upstream(fresh=True).sendmail(sender, [recipient], data)
+
+    def _upstream(self, fresh: bool = False) -> smtplib.SMTP:
+        connection: smtplib.SMTP | None = getattr(self._local, "upstream", None)
+        if connection is not None and not fresh:
+            try:
+                connection.rset()
+                return connection
+            except (smtplib.SMTPException, OSError):
+                pass
+        self._drop_upstream()
+        host, port = self.config.upstream
+        connection = smtplib.SMTP(host, port, timeout=self.config.upstream_timeout)
+        connection.ehlo_or_helo_if_needed()
+        self._local.upstream = connection
+        with self._lock:
+            self._open.add(connection)
+        return connection
+
+    def _drop_upstream(self) -> None:
+        connection = getattr(self._local, "upstream", None)
+        self._local.upstream = None
+        if connection is not None:
+            self._close(connection)
+
+    def _close(self, connection: smtplib.SMTP) -> None:
+        with self._lock:
+            self._open.discard(connection)
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            connection.close()
+
+    def close(self) -> None:
+        """Close the kept upstream connections and record the last sends."""
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            self._close(connection)
+        self.sends.close()
+
+
+class SendLog:
+    """Records delivered copies for the frequency caps, in batches.
+
+    A thread writes what has gathered every ``interval`` seconds in one
+    transaction, so the relay does not wait for a durable commit per message;
+    ``close`` writes the rest.
+    """
+
+    def __init__(self, adieu: Adieu, interval: float = 0.2) -> None:
+        self._ledger = adieu.ledger
+        self._queue: queue.SimpleQueue[tuple[str, str | None, str | None, list[str]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, name="adieu-sendlog", daemon=True)
+        self._thread.start()
+
+    def put(self, item: tuple[str, str | None, str | None, list[str]]) -> None:
+        self._queue.put(item)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            time.sleep(self._interval)
+            batches: dict[tuple[str, str | None, str | None], list[str]] = {}
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    continue
+                category, topic, campaign, addresses = item
+                batches.setdefault((category, topic, campaign), []).extend(addresses)
+            for (category, topic, campaign), addresses in batches.items():
+                with contextlib.suppress(AdieuError):
+                    self._ledger.record_sends(
+                        addresses, category=category, topic=topic, campaign=campaign
+                    )
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
 
 
 def _without_control_headers(content: bytes) -> bytes:
