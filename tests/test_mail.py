@@ -322,3 +322,27 @@ def test_cli_keys_dkim_stamp_and_lint(tmp_path: Path, monkeypatch: pytest.Monkey
     assert bad.exit_code == 1 and '"errors": ' in bad.output
     missing = runner.invoke(main, ["lint", str(tmp_path / "nope.eml")])
     assert missing.exit_code == 2 and "Cannot read" in missing.output
+
+
+def test_later_copies_from_the_template_equal_a_full_stamp(mailer: Adieu) -> None:
+    import re
+
+    stamper = Stamper(mailer)
+    stamper.signer = None
+    first = stamper.stamp(SIMPLE, "ann@example.org", campaign="c1")
+    second = stamper.stamp(SIMPLE, "bob@example.org", campaign="c1")
+    assert [t.data is not None for t in stamper._templates.values()] == [True]
+    full = stamper._stamp_in_full(SIMPLE, "bob@example.org", None, "c1", None)
+    tokens = re.compile(rb"(?<=/[up]/)[A-Za-z0-9_-]+|(?<=unsubscribe\+)[A-Za-z0-9_-]+")
+    assert tokens.sub(b"T", second) == tokens.sub(b"T", full)
+    for data, who in ((first, "ann@example.org"), (second, "bob@example.org")):
+        found = {m.group() for m in tokens.finditer(data)}
+        assert len(found) == 1
+        assert mailer.codec.open(found.pop().decode()).address == who
+    # a footer that is not plain ASCII is stamped in full each time, still correct
+    sv = stamper.stamp(SIMPLE, "cy@example.org", locale="sv")
+    assert (
+        b"Avregistrera" in sv
+        or b"Avregistrera".decode()
+        in message_from_bytes(sv, policy=policy.default).get_body(("plain",)).get_content()
+    )

@@ -362,3 +362,23 @@ def test_identical_messages_sent_at_once_both_arrive(
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(send, range(4)))
     assert len(sink[0].messages) == 4
+
+
+def test_size_limit_and_oversized_lines_are_refused(
+    relay: tuple[RelayController, RelayHandler], sink: tuple[Sink, Controller]
+) -> None:
+    big = "From: a@example.com\r\nSubject: big\r\n\r\n" + ("x" * 900 + "\r\n") * 300
+    with (
+        smtplib.SMTP("127.0.0.1", relay[0].port) as client,
+        pytest.raises(smtplib.SMTPSenderRefused) as refused,  # at MAIL: smtplib sends SIZE=
+    ):
+        client.sendmail("news@example.com", ["ann@example.org"], big)
+    assert refused.value.smtp_code == 552
+    long_header = "From: a@example.com\r\nX-Long: " + "y" * 5000 + "\r\n\r\nbody\r\n"
+    with (
+        smtplib.SMTP("127.0.0.1", relay[0].port) as client,
+        pytest.raises(smtplib.SMTPDataError) as err,
+    ):
+        client.sendmail("news@example.com", ["ann@example.org"], long_header)
+    assert 500 <= err.value.smtp_code < 600
+    assert sink[0].messages == []

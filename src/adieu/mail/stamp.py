@@ -183,7 +183,10 @@ def _replace_text(part: Message, content: str) -> None:
     ]
     assert isinstance(part, EmailMessage)
     had_version = "MIME-Version" in part
-    part.set_content(content, subtype=subtype, charset=charset)
+    # Plain ASCII stays unencoded (RFC 5322 allows lines up to 998 characters),
+    # so links read as they are; anything else gets quoted-printable or base64.
+    plain = content.isascii() and max(map(len, content.splitlines()), default=0) <= 998
+    part.set_content(content, subtype=subtype, charset=charset, cte="7bit" if plain else None)
     if not had_version:  # set_content adds one; only the top of a message has it
         del part["MIME-Version"]
     for name, value in keep:

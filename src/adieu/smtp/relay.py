@@ -207,8 +207,7 @@ class RelayHandler:
     def _forward(self, sender: str, copies: list[tuple[str, bytes]], done: set[str]) -> list[str]:
         """Hand each copy to the upstream; the recipients it accepted.
 
-        Each worker thread keeps its upstream connection open between
-        messages (RSET before reuse).
+        Each worker thread keeps its upstream connection open between messages.
         """
         delivered: list[str] = []
         for recipient, data in copies:
@@ -231,11 +230,10 @@ class RelayHandler:
     def _upstream(self, fresh: bool = False) -> smtplib.SMTP:
         connection: smtplib.SMTP | None = getattr(self._local, "upstream", None)
         if connection is not None and not fresh:
-            try:
-                connection.rset()
-                return connection
-            except (smtplib.SMTPException, OSError):
-                pass
+            # A finished transaction leaves the session ready for the next
+            # (RFC 5321 §4.1.4); a connection the upstream closed meanwhile
+            # shows as a disconnect, and _send_one opens a fresh one.
+            return connection
         self._drop_upstream()
         host, port = self.config.upstream
         connection = smtplib.SMTP(host, port, timeout=self.config.upstream_timeout)
