@@ -99,6 +99,7 @@ def send_all(port: int, count: int, clients: int = 16) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2, help="relay processes")
     args = parser.parse_args()
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="adieu-mail-bench-") as tmp:
@@ -176,6 +177,8 @@ def main() -> None:
                     f"127.0.0.1:{port}",
                     "--upstream",
                     f"127.0.0.1:{upstream.port}",
+                    "--workers",
+                    str(args.workers),
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -196,7 +199,8 @@ def main() -> None:
                 f"relay, {args.messages:,} single-recipient 5 KB messages, DKIM",
                 f"{through:,.0f} messages/s",
                 f"straight to the sink {direct:,.0f} messages/s",
-                "policy check, stamp, sign, forward, record the send; 16 client connections",
+                f"policy check, stamp, sign, forward, record the send; "
+                f"`--workers {args.workers}`, 16 client connections",
             )
         )
         app.close()

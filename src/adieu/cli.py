@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import io
 import json
@@ -616,6 +615,13 @@ def lint(message: Path, as_json: bool) -> None:
     help=_("Private key for STARTTLS."),
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help=_("Processes sharing the port (stamping and signing use one core each)."),
+)
+@click.option(
     "--size-limit",
     type=int,
     default=25 * 1024 * 1024,
@@ -632,10 +638,10 @@ def relay(
     drop_refused: bool,
     tls_cert: Path | None,
     tls_key: Path | None,
+    workers: int,
     size_limit: int,
 ) -> None:
     """Relay mail to UPSTREAM: refuse who has left, stamp and sign every copy."""
-    import asyncio
     import ssl
 
     from adieu.smtp.relay import (
@@ -643,7 +649,7 @@ def relay(
         RelayHandler,
         parse_hostport,
         parse_networks,
-        serve_relay,
+        run_relay,
     )
 
     app = lazy.app
@@ -663,17 +669,18 @@ def relay(
         user=settings.relay_user,
         password=settings.relay_password.get_secret_value() if settings.relay_password else None,
     )
-    handler = RelayHandler(app, config)
     click.echo(
         _("Relaying from {host}:{port} to {upstream}.").format(
             host=host, port=port, upstream=upstream
         )
     )
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_relay(handler, host, port, tls=tls, size_limit=size_limit))
-    finally:
-        handler.close()
+    settings_for_workers = app.settings
+    app.close()  # nothing opened here may cross into the worker processes
+
+    def make_handler() -> RelayHandler:
+        return RelayHandler(Adieu(settings_for_workers), config)
+
+    run_relay(make_handler, host, port, tls=tls, size_limit=size_limit, workers=workers)
 
 
 # -- maintenance --------------------------------------------------------------
