@@ -382,3 +382,60 @@ def test_size_limit_and_oversized_lines_are_refused(
         client.sendmail("news@example.com", ["ann@example.org"], long_header)
     assert 500 <= err.value.smtp_code < 600
     assert sink[0].messages == []
+
+
+def test_adieu_relay_command_with_two_workers(
+    app: Adieu, sink: tuple[Sink, Controller], tmp_path: Path
+) -> None:
+    """The command as an operator runs it: two processes on one port, clean stop."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
+    env |= {
+        "ADIEU_DATA_DIR": str(app.settings.data_dir),
+        "ADIEU_BASE_URL": app.settings.base_url,
+        "ADIEU_DKIM_DOMAIN": "example.com",
+        "ADIEU_DKIM_SELECTOR": "s1",
+        "ADIEU_CONFIG": str(tmp_path / "none.toml"),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adieu",
+            "relay",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            f"127.0.0.1:{sink[1].port}",
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        for i in range(6):
+            with smtplib.SMTP("127.0.0.1", port) as client:
+                client.sendmail("news@example.com", [f"reader{i}@example.org"], MESSAGE)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert len(sink[0].messages) == 6
+    # the batched send records were written on the way out
+    assert app.ledger.status("reader5@example.org").state.last_marketing_send_at is not None
