@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from adieu.mail.dkim import DKIMKey, DKIMSigner, create_key, key_path
 from adieu.mail.stamper import Stamper
 from adieu.service import Adieu
 from adieu.settings import Settings
-from common import print_table
+from common import free_port, print_table, wait_for_port
 
 BODY = ("Our news this month. " * 12 + "\r\n") * 20  # about 5 KB
 MESSAGE = (
@@ -53,12 +52,6 @@ def per_second(n: int, fn: Callable[[], object]) -> float:
     return n / (time.perf_counter() - start)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Sink:
     def __init__(self) -> None:
         self.count = 0
@@ -66,18 +59,6 @@ class Sink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.count += 1
         return "250 OK"
-
-
-def wait_for(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def send_all(port: int, count: int, clients: int = 16) -> float:
@@ -185,7 +166,7 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             try:
-                wait_for(port)
+                wait_for_port(port)
                 before = sink.count
                 through = send_all(port, args.messages)
                 assert sink.count - before == args.messages // 16 * 16, "every message arrived"

@@ -28,15 +28,9 @@ from sqlalchemy import create_engine, func, select
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.settings import Settings
-from common import postgres_schema, print_table
+from common import free_port, postgres_schema, print_table
 
 HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:

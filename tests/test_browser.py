@@ -10,10 +10,8 @@ missing, unless ``ADIEU_REQUIRE_BROWSER`` is set (CI sets it).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 from adieu.i18n import gettext
 from adieu.service import Adieu
 from adieu.settings import Settings
+from support import free_port, wait_for_port
 
 CHROMIUM = Path(os.environ.get("ADIEU_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).parent.parent
@@ -49,16 +48,10 @@ if _missing and os.environ.get("ADIEU_REQUIRE_BROWSER"):
 pytestmark = pytest.mark.skipif(bool(_missing), reason=f"missing: {', '.join(_missing)}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adieu]:
     data = tmp_path_factory.mktemp("browser")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = Settings(data_dir=data / "data", base_url=base, sender_name="Example News")
     app = Adieu(settings)
@@ -77,14 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adieu]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+    wait_for_port(port, proc)
     yield app
     proc.terminate()
     proc.wait(timeout=10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import smtplib
-import socket
 import ssl
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -25,12 +24,7 @@ from adieu.mail.dkim import create_key, key_path
 from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.smtp.relay import RelayConfig, RelayHandler, make_smtp
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from support import free_port, wait_for_port
 
 
 class Sink:
@@ -392,7 +386,6 @@ def test_adieu_relay_command_with_two_workers(
     import signal
     import subprocess
     import sys
-    import time
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
@@ -421,14 +414,7 @@ def test_adieu_relay_command_with_two_workers(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_for_port(port, proc)
         for i in range(6):
             with smtplib.SMTP("127.0.0.1", port) as client:
                 client.sendmail("news@example.com", [f"reader{i}@example.org"], MESSAGE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support import free_port
+
 CURL = shutil.which("curl")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_creates_everything_and_prints_a_working_link(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
     env["ADIEU_CONFIG"] = str(tmp_path / "none.toml")
     proc = subprocess.Popen(
