@@ -15,7 +15,6 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,10 +61,7 @@ def create_app(adieu: Adieu) -> FastAPI:
 
     @app.exception_handler(InvalidToken)
     async def invalid_token(request: Request, exc: InvalidToken) -> Response:
-        locale = pages.locale(request)
-        if getattr(request.state, "one_click", False):
-            return PlainTextResponse(gettext("This link is not valid.", locale), status_code=400)
-        return pages.render("invalid.html", locale, status=400)
+        return pages.render("invalid.html", pages.locale(request), status=400)
 
     @app.exception_handler(AdieuError)
     async def adieu_error(request: Request, exc: AdieuError) -> Response:
@@ -135,32 +131,26 @@ def create_app(adieu: Adieu) -> FastAPI:
 
     @page("/u/{token}", "POST")
     async def unsubscribe(request: Request, token: str) -> Response:
-        body = await read_body(request)
-        form = parse_form(request, body)
-        from_page = "adieu-page" in form
-        request.state.one_click = not from_page
-        payload = adieu.codec.open(token)
-        locale = pages.locale(request, payload)
-        # RFC 8058 §3.2: the POST alone, with any of its body forms, unsubscribes
-        # what the URI names. The page's first button always means all (R3).
-        scope = payload.scope if (not from_page or form.get("scope") == "topic") else ALL
+        """The landing page's own buttons (one-click POSTs are answered by
+        ``OneClick`` in front, which hands page forms on to here)."""
+        form = parse_form(request, await read_body(request))
+        payload, locale, ctx = context(request, token)
+        # The first button always means all marketing (R3); the topic button
+        # leaves only the topic the link names.
+        scope = payload.scope if form.get("scope") == "topic" else ALL
         outcome = await committer.unsubscribe(
             UnsubscribeRequest(
                 payload.address,
                 scope,
-                channel=Channel.LANDING_PAGE if from_page else Channel.ONE_CLICK,
+                channel=Channel.LANDING_PAGE,
                 campaign=payload.campaign,
                 details={
                     "token_issued_at": payload.issued_at.isoformat(),
                     "key_id": payload.key_id,
-                    "shown": "landing_page" if from_page else "mail_client",
+                    "shown": "landing_page",
                 },
             )
         )
-        if not from_page:
-            # RFC 8058 §3.2: a plain 200, never a redirect, no cookies needed.
-            return PlainTextResponse(gettext("You are unsubscribed.", locale))
-        _, _, ctx = context(request, token)
         return confirmation(locale, ctx, outcome)
 
     def confirmation(locale: str, ctx: dict[str, Any], outcome: Outcome) -> Response:
