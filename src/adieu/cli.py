@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
@@ -681,6 +682,90 @@ def relay(
         return RelayHandler(Adieu(settings_for_workers), config)
 
     run_relay(make_handler, host, port, tls=tls, size_limit=size_limit, workers=workers)
+
+
+EX_DATAERR, EX_TEMPFAIL = 65, 75  # sysexits.h: what a pipe transport understands
+
+
+@main.command()
+@click.argument("source", required=False)
+@click.option("--listen", default=None, help=_("HOST:PORT to receive reports on (SMTP)."))
+@pass_app
+def inbound(lazy: _Lazy, source: str | None, listen: str | None) -> None:
+    """Record mailto unsubscribes, complaints and bounces sent back by mail.
+
+    `adieu inbound -` reads one message on stdin (a Postfix or Exim pipe:
+    exit 0 done, 75 try later, 65 unusable); `--listen HOST:PORT` runs an SMTP
+    listener; `adieu inbound list-unknown` lists what could not be classified.
+    """
+    from adieu.feedback.intake import Intake
+
+    app = lazy.app
+    if source == "list-unknown":
+        items = app.ledger.review_items()
+        if not items:
+            click.echo(_("Nothing is waiting for review."))
+        for item_id, received, size, note, content in items:
+            subject = next(
+                (
+                    line[8:].strip()
+                    for line in content.decode("utf-8", "replace").splitlines()
+                    if line.lower().startswith("subject:")
+                ),
+                "",
+            )
+            click.echo(f"{item_id}\t{_when(received)}\t{size}\t{note}\t{subject[:60]}")
+        return
+    if listen is not None:
+        import asyncio
+
+        from aiosmtpd.smtp import SMTP as SMTPServer
+
+        from adieu.feedback.intake import InboundHandler
+        from adieu.smtp.relay import parse_hostport
+
+        host, port = parse_hostport(listen, 2526)
+        handler = InboundHandler(Intake(app))
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(
+                lambda: SMTPServer(handler, data_size_limit=10 * 1024 * 1024, enable_SMTPUTF8=True),
+                host=host,
+                port=port,
+            )
+            async with server:
+                await server.serve_forever()
+
+        click.echo(_("Receiving reports on {host}:{port}.").format(host=host, port=port))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run())
+        return
+    if source != "-":
+        raise click.UsageError(
+            _("Give - (a message on stdin), --listen HOST:PORT or list-unknown.")
+        )
+    raw = sys.stdin.buffer.read()
+    try:
+        result = Intake(app).process(raw)
+    except AdieuError:
+        raise
+    except Exception as exc:  # the ledger is unavailable: the MTA keeps the message
+        err.print(
+            _("Cannot record this now ({what}); try again later.").format(what=type(exc).__name__)
+        )
+        sys.exit(EX_TEMPFAIL)
+    kind = result.classification.kind
+    for what, who in result.applied:
+        click.echo(f"{what}\t{who}")
+    if result.review_id is not None:
+        click.echo(
+            _("Kept for review as #{id}: {note}").format(
+                id=result.review_id, note=result.classification.note
+            )
+        )
+    if kind == "unusable":
+        sys.exit(EX_DATAERR)
 
 
 # -- maintenance --------------------------------------------------------------

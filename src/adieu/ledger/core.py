@@ -66,6 +66,8 @@ class EventType(StrEnum):
     SOFT_BOUNCE = "soft_bounce"
     SUPPRESS = "suppress"
     ERASE = "erase"
+    NOT_SPAM = "not_spam"
+    REJECTION = "rejection"
 
 
 class Frequency(StrEnum):
@@ -946,6 +948,46 @@ class Ledger:
             for r in conn.execute(query):
                 found[bytes(r.address_hash)] = r.id
         return found
+
+    def record_event(
+        self,
+        address: str,
+        type_: EventType,
+        *,
+        channel: Channel,
+        details: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """An event that changes no state (a not-spam report, a rejection)."""
+        address = canonical(address)
+        with self._write() as conn:
+            contact = self._contact(conn, address)
+            assert contact is not None
+            return self._event(
+                conn, contact.id, type_, channel, ALL, at or self.now(), details=details
+            )
+
+    def keep_for_review(self, raw: bytes, note: str, *, limit: int = 256 * 1024) -> int:
+        """Keep an inbound message nobody could classify (size-limited)."""
+        with self._write() as conn:
+            result = conn.execute(
+                insert(t.inbound_review)
+                .values(
+                    received_at=self.now(),
+                    size=len(raw),
+                    content=raw[:limit],
+                    note=note[:500],
+                )
+                .returning(t.inbound_review.c.id)
+            )
+            return int(result.scalar_one())
+
+    def review_items(self, limit: int = 100) -> list[tuple[int, datetime, int, str, bytes]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.inbound_review).order_by(t.inbound_review.c.id.desc()).limit(limit)
+            )
+            return [(r.id, r.received_at, r.size, r.note, bytes(r.content)) for r in rows]
 
     # -- reading ------------------------------------------------------------
 

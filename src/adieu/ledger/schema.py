@@ -166,3 +166,14 @@ sends = Table(
 )
 Index("ix_sends_contact_id", sends.c.contact_id, sends.c.at)
 Index("ix_sends_at", sends.c.at)
+
+# Inbound mail nobody could classify, kept for a person to look at.
+inbound_review = Table(
+    "inbound_review",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),
+)

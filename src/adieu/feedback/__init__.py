@@ -1,0 +1,1 @@
+"""Mail that talks back: mailto unsubscribes, ARF complaints, DSN bounces."""
