@@ -7,7 +7,9 @@ the classic non-standard MTA bounces), each with the outcome it must have.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import smtplib
 import subprocess
 import sys
@@ -208,38 +210,6 @@ def test_soft_bounces_turn_hard_at_the_limit(app: Adieu) -> None:
     assert app.policy.may_send("fay@example.org", category="transactional").reason == "hard_bounce"
 
 
-EXIM = (
-    "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\r\nTo: news@example.com\r\n"
-    "Subject: Mail delivery failed: returning message to sender\r\n"
-    "Auto-Submitted: auto-replied\r\n\r\n"
-    "This message was created automatically by mail delivery software.\r\n\r\n"
-    "A message that you sent could not be delivered to one or more of its\r\n"
-    "recipients. This is a permanent error. The following address(es) failed:\r\n\r\n"
-    "  gus@example.net\r\n"
-    "    SMTP error from remote mail server after RCPT TO:<gus@example.net>:\r\n"
-    "    550 5.1.1 User unknown\r\n"
-)
-QMAIL = (
-    "From: MAILER-DAEMON@mx.example.org\r\nTo: news@example.com\r\nSubject: failure notice\r\n\r\n"
-    "Hi. This is the qmail-send program at mx.example.org.\r\n"
-    "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
-    "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
-    "<hal@example.org>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n"
-    "--- Below this line is a copy of the message.\r\n"
-)
-
-
-@pytest.mark.parametrize(
-    ("raw", "address"),
-    [(EXIM, "gus@example.net"), (QMAIL, "hal@example.org")],
-    ids=["exim", "qmail"],
-)
-def test_non_standard_bounces_through_flufl_bounce(app: Adieu, raw: str, address: str) -> None:
-    result = Intake(app).process(raw.encode())
-    assert result.applied and result.applied[0][0] == "hard_bounce"
-    assert not app.policy.is_sendable(address, category="transactional")
-
-
 def test_auto_replies_are_ignored(app: Adieu) -> None:
     reply = (
         b"From: ann@example.org\r\nTo: news@example.com\r\nAuto-Submitted: auto-replied\r\n"
@@ -352,3 +322,86 @@ def test_bounce_kind_rules() -> None:
     assert bounce_kind("5.7.1", "user unknown") == "rejection"  # policy codes win
     assert bounce_kind("4.4.1", "") == "soft_bounce"
     assert bounce_kind("", "550 sorry, something odd") == "rejection"
+
+
+CORPUS = Path(__file__).parent / "corpus" / "inbound"
+EXPECTED = json.loads((CORPUS / "expected.json").read_text())
+_PLACEHOLDER = re.compile(r"\{\{(URL|TOKEN):([^}]+)\}\}")
+
+
+def corpus_message(app: Adieu, name: str) -> bytes:
+    text = (CORPUS / name).read_bytes().decode("utf-8", "surrogateescape")
+
+    def fill(match: re.Match[str]) -> str:
+        link = app.link(match.group(2), campaign="nov")
+        return link.url if match.group(1) == "URL" else link.token
+
+    text = _PLACEHOLDER.sub(fill, text)
+    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", "surrogateescape")
+
+
+def _check(app: Adieu, name: str, reviewed_before: int) -> None:
+    expected = EXPECTED[name]
+    reviewed = len(app.ledger.review_items())
+    if expected["kind"] == "review":
+        assert reviewed == reviewed_before + 1, name
+        assert events(app) == 0, name
+        return
+    assert reviewed == reviewed_before, name
+    if expected["kind"] == "ignored":
+        assert events(app) == 0, name
+        return
+    address = expected["address"]
+    assert app.policy.is_sendable(address) is expected["marketing"], name
+    assert app.policy.is_sendable(address, category="transactional") is expected["transactional"], (
+        name
+    )
+    last = app.ledger.history(address)[-1]
+    assert (last.type.value, last.channel.value) == (expected["event"], expected["channel"]), name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_through_the_library(app: Adieu, name: str) -> None:
+    Intake(app).process(corpus_message(app, name))
+    _check(app, name, 0)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus_through_the_smtp_listener(app: Adieu, name: str) -> None:
+    controller = Controller(InboundHandler(Intake(app)), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", controller.port) as client:
+            client.sendmail("", ["reports@example.com"], corpus_message(app, name))
+    finally:
+        controller.stop()
+    _check(app, name, 0)
+
+
+def test_corpus_through_the_pipe_and_adieu_status(app: Adieu, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
+    env |= {
+        "ADIEU_DATA_DIR": str(app.settings.data_dir),
+        "ADIEU_CONFIG": str(tmp_path / "none.toml"),
+        "ADIEU_BASE_URL": app.settings.base_url,
+    }
+    for name in sorted(EXPECTED):
+        done = subprocess.run(
+            [sys.executable, "-m", "adieu", "inbound", "-"],
+            input=corpus_message(app, name),
+            env=env,
+            capture_output=True,
+        )
+        assert done.returncode == 0, (name, done.stderr)
+    status = subprocess.run(
+        [sys.executable, "-m", "adieu", "status", "erin@example.org", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    data = json.loads(status)
+    assert data["reasons"]["all"] == "hard_bounce"
+    assert [(e["type"], e["channel"]) for e in data["events"]] == [("hard_bounce", "bounce")]
+    kept = len(app.ledger.review_items())
+    assert kept == sum(1 for e in EXPECTED.values() if e["kind"] == "review")
