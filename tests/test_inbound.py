@@ -292,7 +292,7 @@ def test_pipe_transport_exit_codes(app: Adieu, tmp_path: Path) -> None:
     later = subprocess.run(
         cmd, input=dsn("kim@example.org", "5.1.1", "user unknown"), env=broken, capture_output=True
     )
-    assert later.returncode in (75, 1, 2), later.stderr
+    assert later.returncode == 75, later.stderr
 
 
 def test_smtp_listener_end_to_end(app: Adieu) -> None:
@@ -405,3 +405,27 @@ def test_corpus_through_the_pipe_and_adieu_status(app: Adieu, tmp_path: Path) ->
     assert [(e["type"], e["channel"]) for e in data["events"]] == [("hard_bounce", "bounce")]
     kept = len(app.ledger.review_items())
     assert kept == sum(1 for e in EXPECTED.values() if e["kind"] == "review")
+
+
+def test_the_inbound_listener_command_speaks_lmtp(app: Adieu, tmp_path: Path) -> None:
+    from support import wait_for_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
+    env |= {"ADIEU_DATA_DIR": str(app.settings.data_dir), "ADIEU_CONFIG": str(tmp_path / "n.toml")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adieu", "inbound", "--listen", f"127.0.0.1:{port}", "--lmtp"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc)
+        with smtplib.LMTP("127.0.0.1", port) as client:
+            client.sendmail(
+                "", ["reports@example.com"], corpus_message(app, "gmail-dsn-no-such-user.eml")
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert not app.policy.is_sendable("frank@gmail.example", category="transactional")

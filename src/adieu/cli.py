@@ -690,8 +690,9 @@ EX_DATAERR, EX_TEMPFAIL = 65, 75  # sysexits.h: what a pipe transport understand
 @main.command()
 @click.argument("source", required=False)
 @click.option("--listen", default=None, help=_("HOST:PORT to receive reports on (SMTP)."))
+@click.option("--lmtp", is_flag=True, help=_("Speak LMTP instead of SMTP on --listen."))
 @pass_app
-def inbound(lazy: _Lazy, source: str | None, listen: str | None) -> None:
+def inbound(lazy: _Lazy, source: str | None, listen: str | None, lmtp: bool) -> None:
     """Record mailto unsubscribes, complaints and bounces sent back by mail.
 
     `adieu inbound -` reads one message on stdin (a Postfix or Exim pipe:
@@ -719,6 +720,7 @@ def inbound(lazy: _Lazy, source: str | None, listen: str | None) -> None:
     if listen is not None:
         import asyncio
 
+        from aiosmtpd.lmtp import LMTP
         from aiosmtpd.smtp import SMTP as SMTPServer
 
         from adieu.feedback.intake import InboundHandler
@@ -726,11 +728,12 @@ def inbound(lazy: _Lazy, source: str | None, listen: str | None) -> None:
 
         host, port = parse_hostport(listen, 2526)
         handler = InboundHandler(Intake(app))
+        protocol = LMTP if lmtp else SMTPServer
 
         async def run() -> None:
             loop = asyncio.get_running_loop()
             server = await loop.create_server(
-                lambda: SMTPServer(handler, data_size_limit=10 * 1024 * 1024, enable_SMTPUTF8=True),
+                lambda: protocol(handler, data_size_limit=10 * 1024 * 1024, enable_SMTPUTF8=True),
                 host=host,
                 port=port,
             )
