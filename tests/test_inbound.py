@@ -429,3 +429,10 @@ def test_the_inbound_listener_command_speaks_lmtp(app: Adieu, tmp_path: Path) ->
         proc.terminate()
         proc.wait(timeout=10)
     assert not app.policy.is_sendable("frank@gmail.example", category="transactional")
+
+
+def test_verp_return_path_names_the_recipient(app: Adieu) -> None:
+    data = dsn("alias@forwarder.example", "5.1.1", "550 5.1.1 user unknown")
+    result = Intake(app).process(data, ["bounces+lou=example.org@example.com"])
+    assert result.applied == [("hard_bounce", "l•••@example.org")]
+    assert app.policy.is_sendable("alias@forwarder.example", category="transactional")

@@ -691,8 +691,15 @@ EX_DATAERR, EX_TEMPFAIL = 65, 75  # sysexits.h: what a pipe transport understand
 @click.argument("source", required=False)
 @click.option("--listen", default=None, help=_("HOST:PORT to receive reports on (SMTP)."))
 @click.option("--lmtp", is_flag=True, help=_("Speak LMTP instead of SMTP on --listen."))
+@click.option(
+    "--recipient",
+    default=None,
+    help=_("The envelope recipient, for a pipe transport (finds VERP and mailto tokens)."),
+)
 @pass_app
-def inbound(lazy: _Lazy, source: str | None, listen: str | None, lmtp: bool) -> None:
+def inbound(
+    lazy: _Lazy, source: str | None, listen: str | None, lmtp: bool, recipient: str | None
+) -> None:
     """Record mailto unsubscribes, complaints and bounces sent back by mail.
 
     `adieu inbound -` reads one message on stdin (a Postfix or Exim pipe:
@@ -750,7 +757,7 @@ def inbound(lazy: _Lazy, source: str | None, listen: str | None, lmtp: bool) -> 
         )
     raw = sys.stdin.buffer.read()
     try:
-        result = Intake(app).process(raw)
+        result = Intake(app).process(raw, [recipient] if recipient else None)
     except AdieuError:
         raise
     except Exception as exc:  # the ledger is unavailable: the MTA keeps the message

@@ -80,7 +80,7 @@ def classify(
     if content_type == "multipart/report" and report == "feedback-report":
         return _arf(message, codec)
     if content_type == "multipart/report" and report == "delivery-status":
-        return _dsn(message, codec)
+        return _dsn(message, codec, _verp(envelope_to or []))
     mailto = _mailto(message, codec, envelope_to or [])
     if mailto is not None:
         return mailto
@@ -230,7 +230,21 @@ def bounce_kind(status: str, diagnostic: str) -> str:
     return "rejection"  # a permanent failure of unclear cause: never suppress on a guess
 
 
-def _dsn(message: Message, codec: TokenCodec) -> Classification:
+_VERP = re.compile(r"^[^+@]+\+(?P<local>[^=@]+)=(?P<domain>[^@]+)@")
+
+
+def _verp(envelope_to: list[str]) -> str | None:
+    """The recipient encoded in a VERP return path (``bounces+ann=example.org@…``)."""
+    for address in envelope_to:
+        match = _VERP.match(address.strip("<> "))
+        if match:
+            found = canonical_or_none(f"{match['local']}@{match['domain']}")
+            if found:
+                return found
+    return None
+
+
+def _dsn(message: Message, codec: TokenCodec, verp: str | None = None) -> Classification:
     blocks: list[dict[str, str]] = []
     for part in message.walk():
         if part.get_content_type() != "message/delivery-status":
@@ -261,7 +275,8 @@ def _dsn(message: Message, codec: TokenCodec) -> Classification:
         if kind == "delivered":
             continue
         token = tokens[0] if len(tokens) == 1 else None
-        address = token.address if token else canonical_or_none(recipient)
+        # Adieu's own token first, then the VERP return path, then the report.
+        address = token.address if token else (verp or canonical_or_none(recipient))
         if address is None:
             continue
         findings.append(
