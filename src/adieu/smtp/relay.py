@@ -174,7 +174,8 @@ class RelayHandler:
         return result
 
     def _deliver(self, envelope: Envelope, content: bytes) -> str:
-        headers = BytesHeaderParser(policy=policy.SMTP).parsebytes(content)
+        # The raw header values are all that is needed here (no header objects).
+        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(content)
         if not headers.get("From"):
             raise InvalidInput("The message has no From header")
         category = str(headers.get("X-Adieu-Category") or self.config.category).strip().lower()
