@@ -346,3 +346,17 @@ def test_later_copies_from_the_template_equal_a_full_stamp(mailer: Adieu) -> Non
         or b"Avregistrera".decode()
         in message_from_bytes(sv, policy=policy.default).get_body(("plain",)).get_content()
     )
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.sampled_from([b"a", b"b", b" ", b"\t", b"\r\n", b"\r", b"\n", b"  ", b"x y"]),
+        max_size=40,
+    )
+)
+def test_fast_relaxed_body_equals_the_line_by_line_rule(pieces: list[bytes]) -> None:
+    from adieu.mail.dkim import relaxed_body, relaxed_body_by_line
+
+    body = b"".join(pieces)
+    assert relaxed_body(body) == relaxed_body_by_line(body)

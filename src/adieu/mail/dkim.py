@@ -63,7 +63,22 @@ def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
 
 
 def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 §3.4.4."""
+    """RFC 6376 §3.4.4 (``body`` in CRLF form)."""
+    if (
+        b"\t" not in body
+        and b"  " not in body
+        and b" \r\n" not in body
+        and not body.endswith(b" ")
+        and body.count(b"\r") == body.count(b"\r\n") == body.count(b"\n")
+    ):
+        # Already relaxed but for empty lines at the end: the usual case.
+        stripped = body.rstrip(b"\r\n")
+        return stripped + b"\r\n" if stripped else b""
+    return relaxed_body_by_line(body)
+
+
+def relaxed_body_by_line(body: bytes) -> bytes:
+    """The same, line by line: the reference the fast path is tested against."""
     lines = [_WSP.sub(b" ", line).rstrip(b" ") for line in body.split(b"\r\n")]
     while lines and lines[-1] == b"":
         lines.pop()

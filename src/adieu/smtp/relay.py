@@ -21,7 +21,6 @@ import hmac
 import ipaddress
 import os
 import queue
-import re
 import signal
 import smtplib
 import socket
@@ -53,7 +52,6 @@ BAD_MESSAGE = "554 5.6.0 {why}"
 TRY_LATER = "451 4.4.1 The next hop did not take the message; please try again later"
 LOCAL_ERROR = "451 4.3.0 {why}"
 
-_BARE_LF = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 _CONTROL = ("X-Adieu-Category", "X-Adieu-Topic", "X-Adieu-Campaign")
 
 
@@ -159,7 +157,8 @@ class RelayHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
-        if _BARE_LF.search(content):
+        crlf = content.count(b"\r\n")
+        if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
             # SMTP smuggling hides a second message behind <LF>.<LF>; refuse any bare LF/CR.
             self.counts["refused:bare_lf"] += 1
             return BAD_MESSAGE.format(why="Bare LF or CR in the message: end every line with CRLF")
