@@ -22,10 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adieu import __version__
 from adieu.errors import AdieuError, InvalidToken
 from adieu.i18n import gettext
-from adieu.ledger import Channel, ContactStatus, Frequency, Outcome, UnsubscribeRequest
+from adieu.ledger import Channel, ContactStatus, Frequency, Outcome
 from adieu.service import Adieu
 from adieu.tokens import ALL, TokenPayload
-from adieu.web.commit import GroupCommit
+from adieu.web.commit import GroupCommit, from_link
 from adieu.web.oneclick import OneClick
 from adieu.web.support import Pages, Palette, parse_form, read_body
 
@@ -139,17 +139,7 @@ def create_app(adieu: Adieu) -> FastAPI:
         # leaves only the topic the link names.
         scope = payload.scope if form.get("scope") == "topic" else ALL
         outcome = await committer.unsubscribe(
-            UnsubscribeRequest(
-                payload.address,
-                scope,
-                channel=Channel.LANDING_PAGE,
-                campaign=payload.campaign,
-                details={
-                    "token_issued_at": payload.issued_at.isoformat(),
-                    "key_id": payload.key_id,
-                    "shown": "landing_page",
-                },
-            )
+            from_link(payload, scope, Channel.LANDING_PAGE, "landing_page")
         )
         return confirmation(locale, ctx, outcome)
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from starlette.concurrency import run_in_threadpool
 
-from adieu.ledger import Ledger, Outcome, UnsubscribeRequest
+from adieu.ledger import Channel, Ledger, Outcome, UnsubscribeRequest
+from adieu.tokens import TokenPayload
 
 MAX_BATCH = 256
 
@@ -46,3 +47,21 @@ class GroupCommit:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+
+def from_link(
+    payload: TokenPayload, scope: str, channel: Channel, shown: str
+) -> UnsubscribeRequest:
+    """An unsubscribe through a link, with what proves it (GDPR: when, how,
+    what was shown)."""
+    return UnsubscribeRequest(
+        payload.address,
+        scope,
+        channel=channel,
+        campaign=payload.campaign,
+        details={
+            "token_issued_at": payload.issued_at.isoformat(),
+            "key_id": payload.key_id,
+            "shown": shown,
+        },
+    )

@@ -17,9 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adieu.errors import AdieuError, InvalidToken
 from adieu.i18n import gettext
-from adieu.ledger import Channel, UnsubscribeRequest
+from adieu.ledger import Channel
 from adieu.service import Adieu
-from adieu.web.commit import GroupCommit
+from adieu.web.commit import GroupCommit, from_link
 from adieu.web.support import FORM_TYPE, MAX_FORM, Pages
 
 _PATH = re.compile(r"/u/([A-Za-z0-9_-]{1,1024})")
@@ -67,17 +67,7 @@ class OneClick:
         locale = self.pages.locale_from(accept, payload)
         try:
             await self.committer.unsubscribe(
-                UnsubscribeRequest(
-                    payload.address,
-                    payload.scope,
-                    channel=Channel.ONE_CLICK,
-                    campaign=payload.campaign,
-                    details={
-                        "token_issued_at": payload.issued_at.isoformat(),
-                        "key_id": payload.key_id,
-                        "shown": "mail_client",
-                    },
-                )
+                from_link(payload, payload.scope, Channel.ONE_CLICK, "mail_client")
             )
         except AdieuError as exc:  # e.g. the link's topic no longer exists
             await _respond(send, exc.http_status, gettext("Something went wrong", locale))
