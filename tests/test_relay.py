@@ -425,3 +425,28 @@ def test_adieu_relay_command_with_two_workers(
     assert len(sink[0].messages) == 6
     # the batched send records were written on the way out
     assert app.ledger.status("reader5@example.org").state.last_marketing_send_at is not None
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "<a@b.com>",
+        "<a@b.com> SIZE=1234 BODY=8BITMIME",
+        "<>",
+        "<>  SIZE=1",
+        " <x.y+z@mail.example.co.uk>",
+        '<"q q"@b.com>',
+        "a@b.com",
+        "<a@b.com",
+        "<@route:a@b.com>",
+        "<a@b.com> (comment) SIZE=1",
+        "",
+    ],
+)
+def test_fast_path_parsing_equals_aiosmtpd(arg: str) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from adieu.smtp.relay import RelaySMTP
+
+    handler = object()
+    assert RelaySMTP(handler)._getaddr(arg) == SMTP(handler)._getaddr(arg)

@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import os
 import queue
+import re
 import signal
 import smtplib
 import socket
@@ -342,6 +343,28 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() and ch not in "<>" else "?" for ch in text)[:200]
 
 
+_PLAIN_PATH = re.compile(r"\s*<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)?)>(.*)", re.S)
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's server with a fast path for plain ``<local@domain>`` paths.
+
+    aiosmtpd parses every MAIL and RCPT path with the e-mail header parser
+    (and defines a class per call); for a plain dot-atom address the result
+    is the text between the brackets, which is what this returns. Anything
+    else goes to aiosmtpd's own parser.
+    """
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _PLAIN_PATH.fullmatch(arg)
+        if match is None or "(" in match.group(2):  # comments: let aiosmtpd read them
+            return super()._getaddr(arg)
+        address, rest = match.group(1), match.group(2)
+        if not address:  # the null path, as aiosmtpd gives it
+            return "<>", rest
+        return address, rest.lstrip(" \t")
+
+
 def make_smtp(
     handler: RelayHandler,
     *,
@@ -350,7 +373,7 @@ def make_smtp(
     hostname: str | None = None,
 ) -> SMTP:
     """The aiosmtpd server for one connection, with Adieu's limits."""
-    return SMTP(
+    return RelaySMTP(
         handler,
         data_size_limit=size_limit,
         enable_SMTPUTF8=True,
