@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
+
+from adieu.settings import Settings
 
 
 def free_port() -> int:
@@ -26,3 +29,15 @@ def wait_for_port(
             assert proc is None or proc.poll() is None, "the server exited"
             assert time.monotonic() < deadline, f"nothing listens on port {port}"
             time.sleep(0.1)
+
+
+def adieu_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment for an `adieu` child process that uses ``settings``:
+    none of the developer's own ADIEU_* variables, no adieu.toml."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
+    env["ADIEU_CONFIG"] = str(settings.data_dir / "no-such-adieu.toml")
+    values = {"data_dir": str(settings.data_dir), "base_url": settings.base_url, **extra}
+    if settings.database_url:
+        values["database_url"] = settings.database_url
+    env.update({f"ADIEU_{name.upper()}": value for name, value in values.items()})
+    return env

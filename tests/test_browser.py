@@ -21,7 +21,7 @@ import pytest
 from adieu.i18n import gettext
 from adieu.service import Adieu
 from adieu.settings import Settings
-from support import free_port, wait_for_port
+from support import adieu_env, free_port, wait_for_port
 
 CHROMIUM = Path(os.environ.get("ADIEU_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).parent.parent
@@ -57,13 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adieu]:
     app = Adieu(settings)
     app.ledger.add_topic("news", "Monthly news", "Once a month, the best of what we wrote")
     app.ledger.add_topic("offers", "Offers")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
-    env |= {
-        "ADIEU_DATA_DIR": str(data / "data"),
-        "ADIEU_BASE_URL": base,
-        "ADIEU_SENDER_NAME": "Example News",
-        "ADIEU_CONFIG": str(data / "none.toml"),
-    }
+    env = adieu_env(settings, sender_name="Example News")
     proc = subprocess.Popen(
         [sys.executable, "-m", "adieu", "serve", "--port", str(port)],
         env=env,

@@ -28,7 +28,7 @@ from adieu.ledger import EventType
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.settings import Settings
-from support import free_port
+from support import adieu_env, free_port
 
 
 @pytest.fixture
@@ -264,11 +264,7 @@ def test_junk_never_crashes_and_changes_nothing_without_a_recipient(app: Adieu, 
 
 
 def test_pipe_transport_exit_codes(app: Adieu, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
-    env |= {
-        "ADIEU_DATA_DIR": str(app.settings.data_dir),
-        "ADIEU_CONFIG": str(tmp_path / "none.toml"),
-    }
+    env = adieu_env(app.settings)
     cmd = [sys.executable, "-m", "adieu", "inbound", "-"]
     done = subprocess.run(
         cmd,
@@ -379,12 +375,7 @@ def test_corpus_through_the_smtp_listener(app: Adieu, name: str) -> None:
 
 
 def test_corpus_through_the_pipe_and_adieu_status(app: Adieu, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
-    env |= {
-        "ADIEU_DATA_DIR": str(app.settings.data_dir),
-        "ADIEU_CONFIG": str(tmp_path / "none.toml"),
-        "ADIEU_BASE_URL": app.settings.base_url,
-    }
+    env = adieu_env(app.settings)
     for name in sorted(EXPECTED):
         done = subprocess.run(
             [sys.executable, "-m", "adieu", "inbound", "-"],
@@ -411,8 +402,7 @@ def test_the_inbound_listener_command_speaks_lmtp(app: Adieu, tmp_path: Path) ->
     from support import wait_for_port
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
-    env |= {"ADIEU_DATA_DIR": str(app.settings.data_dir), "ADIEU_CONFIG": str(tmp_path / "n.toml")}
+    env = adieu_env(app.settings)
     proc = subprocess.Popen(
         [sys.executable, "-m", "adieu", "inbound", "--listen", f"127.0.0.1:{port}", "--lmtp"],
         env=env,

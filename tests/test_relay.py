@@ -24,7 +24,7 @@ from adieu.mail.dkim import create_key, key_path
 from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.smtp.relay import RelayConfig, RelayHandler, make_smtp
-from support import free_port, wait_for_port
+from support import adieu_env, free_port, wait_for_port
 
 
 class Sink:
@@ -382,20 +382,12 @@ def test_adieu_relay_command_with_two_workers(
     app: Adieu, sink: tuple[Sink, Controller], tmp_path: Path
 ) -> None:
     """The command as an operator runs it: two processes on one port, clean stop."""
-    import os
     import signal
     import subprocess
     import sys
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADIEU_")}
-    env |= {
-        "ADIEU_DATA_DIR": str(app.settings.data_dir),
-        "ADIEU_BASE_URL": app.settings.base_url,
-        "ADIEU_DKIM_DOMAIN": "example.com",
-        "ADIEU_DKIM_SELECTOR": "s1",
-        "ADIEU_CONFIG": str(tmp_path / "none.toml"),
-    }
+    env = adieu_env(app.settings, dkim_domain="example.com", dkim_selector="s1")
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from adieu.ledger import EventType
 from adieu.service import Adieu
 from adieu.settings import Settings
+from support import adieu_env
 
 UNSUBSCRIBER = textwrap.dedent(
     """
@@ -53,17 +53,13 @@ FLIPPER = textwrap.dedent(
 )
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["ADIEU_DATA_DIR"] = str(settings.data_dir)
-    env["ADIEU_DATABASE_URL"] = settings.sqlalchemy_url
-    return env
-
-
 def test_acknowledged_unsubscribes_survive_sigkill(adieu: Adieu, settings: Settings) -> None:
     assert adieu.ledger.count_contacts() == 0  # keys and schema exist before the child starts
     child = subprocess.Popen(
-        [sys.executable, "-c", UNSUBSCRIBER], stdout=subprocess.PIPE, env=_env(settings), text=True
+        [sys.executable, "-c", UNSUBSCRIBER],
+        stdout=subprocess.PIPE,
+        env=adieu_env(settings),
+        text=True,
     )
     assert child.stdout is not None
     printed: list[str] = []
@@ -96,7 +92,7 @@ def test_concurrent_unsubscribe_and_resubscribe_end_in_the_last_events_state(
             [sys.executable, "-c", FLIPPER, str(seed), "120"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_env(settings),
+            env=adieu_env(settings),
             text=True,
         )
         for seed in (1, 2)

@@ -24,6 +24,7 @@ from adieu.errors import AdieuError
 from adieu.i18n import _
 from adieu.ledger import Channel, ContactStatus, Reason
 from adieu.ledger.database import describe, upgrade
+from adieu.policy import Category
 from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.tokens import ALL
@@ -84,6 +85,18 @@ class _Lazy:
 
 
 pass_app = click.make_pass_decorator(_Lazy)
+
+
+def category_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--category",
+        type=click.Choice([c.value for c in Category]),
+        default=Category.MARKETING.value,
+        show_default=True,
+        help=help,
+    )
+
+
 output_option = click.option(
     "--output",
     "-o",
@@ -166,7 +179,7 @@ def serve(lazy: _Lazy, host: str, port: int) -> None:
         # Links point at this server unless ADIEU_BASE_URL names a public origin.
         app.settings = app.settings.model_copy(update={"base_url": f"http://{host}:{port}"})
     link = app.link(DEMO_ADDRESS)  # creates the data dir, keys and database on first start
-    where = describe(app.settings.sqlalchemy_url)["url"]
+    where = describe(app.settings.sqlalchemy_url)
     click.echo(_("Adieu is running at http://{host}:{port}/").format(host=host, port=port))
     click.echo(_("Ledger: {where}").format(where=where))
     click.echo(
@@ -405,13 +418,7 @@ def erase(lazy: _Lazy, address: str) -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @click.option("--topic", default=None, help=_("Topic of the send (default: any marketing)."))
 @click.option("--column", default=None, help=_("CSV column that holds the address."))
-@click.option(
-    "--category",
-    type=click.Choice(["marketing", "transactional"]),
-    default="marketing",
-    show_default=True,
-    help=_("Category of the send."),
-)
+@category_option(_("Category of the send."))
 @output_option
 @pass_app
 def filter_(
@@ -588,13 +595,7 @@ def lint(message: Path, as_json: bool) -> None:
 @click.option(
     "--upstream", required=True, help=_("HOST:PORT of the MTA or ESP that sends the mail on.")
 )
-@click.option(
-    "--category",
-    type=click.Choice(["marketing", "transactional"]),
-    default="marketing",
-    show_default=True,
-    help=_("Category when the message has no X-Adieu-Category header."),
-)
+@category_option(_("Category when the message has no X-Adieu-Category header."))
 @click.option(
     "--topic", default=None, help=_("Topic when the message has no X-Adieu-Topic header.")
 )
@@ -795,7 +796,7 @@ def db_upgrade(lazy: _Lazy) -> None:
         ran = upgrade(app.engine)
     finally:
         app.close()
-    where = describe(app.settings.sqlalchemy_url)["url"]
+    where = describe(app.settings.sqlalchemy_url)
     click.echo((_("Upgraded {where}.") if ran else _("{where} is up to date.")).format(where=where))
 
 

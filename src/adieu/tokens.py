@@ -97,10 +97,6 @@ class TokenCodec:
         self._current_aead = self._aead[self._current_id]
         self._header = _HEADER.pack(VERSION, self._current_id)
 
-    @property
-    def current_key_id(self) -> int:
-        return self._current_id
-
     def mint(
         self,
         address: str,

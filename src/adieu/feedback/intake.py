@@ -19,10 +19,6 @@ class IntakeResult:
     applied: list[tuple[str, str]] = field(default_factory=list)  # (kind, masked address)
     review_id: int | None = None
 
-    @property
-    def usable(self) -> bool:
-        return self.classification.kind != "unusable"
-
 
 class Intake:
     def __init__(self, adieu: Adieu) -> None:

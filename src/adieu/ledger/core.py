@@ -175,7 +175,6 @@ class SuppressionRecord:
 class ImportResult:
     added: int = 0
     already: int = 0
-    erased_kept: int = 0
     invalid: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -868,7 +867,7 @@ class Ledger:
         campaign = check_campaign(campaign)
         canon = sorted({canonical(a) for a in addresses})
         with self._write() as conn:
-            ids = self._ensure_contacts(conn, canon)
+            ids = self._contact_ids(conn, canon)
             if not ids:
                 return 0
             conn.execute(
@@ -896,6 +895,8 @@ class Ledger:
         """Contact ids for canonical ``addresses``, creating the missing ones,
         straight through the driver. On PostgreSQL the rows are locked for this
         transaction, in one global order, so concurrent batches never deadlock."""
+        if not addresses:
+            return {}
         p = self._reads.paramstyle
         digests = {a: self.hasher.hash(a) for a in addresses}
         created = self._stored(self.now())
@@ -917,37 +918,6 @@ class Ledger:
             ):
                 found[bytes(digest)] = contact_id
         return {a: found[d] for a, d in digests.items()}
-
-    def _ensure_contacts(self, conn: Connection, addresses: list[str]) -> dict[bytes, int]:
-        """Contact ids by hash for canonical ``addresses``, creating missing ones."""
-        if not addresses:
-            return {}
-        now = self.now()
-        rows: list[dict[str, Any]] = sorted(
-            (
-                {
-                    "address_hash": self.hasher.hash(a),
-                    "address": a,
-                    "created_at": now,
-                    "frequency": Frequency.EVERY.value,
-                    "soft_bounces": 0,
-                }
-                for a in set(addresses)
-            ),
-            key=lambda row: bytes(row["address_hash"]),
-        )
-        conn.execute(
-            self._insert(t.contacts).on_conflict_do_nothing(index_elements=["address_hash"]), rows
-        )
-        hashes = [r["address_hash"] for r in rows]
-        found: dict[bytes, int] = {}
-        for start in range(0, len(hashes), 900):
-            query = select(t.contacts.c.address_hash, t.contacts.c.id).where(
-                t.contacts.c.address_hash.in_(hashes[start : start + 900])
-            )
-            for r in conn.execute(query):
-                found[bytes(r.address_hash)] = r.id
-        return found
 
     def record_event(
         self,
@@ -1198,7 +1168,8 @@ class Ledger:
             self.check_scope(scope)
         with self._write() as conn:
             clear = sorted({r.address for r in batch if r.address})
-            ids = self._ensure_contacts(conn, clear)
+            by_address = self._contact_ids(conn, clear)
+            ids: dict[bytes, int] = {}
             hashed_only = [r.address_hash for r in batch if not r.address and r.address_hash]
             for start in range(0, len(hashed_only), 900):
                 for r in conn.execute(
@@ -1234,7 +1205,7 @@ class Ledger:
             # Already held: the same scope with a hard bounce (for a bounce) or
             # with any consent reason (for the others).
             held: set[tuple[int, str, bool]] = set()
-            id_list = list(set(ids.values()))
+            id_list = list({*ids.values(), *by_address.values()})
             for start in range(0, len(id_list), 900):
                 held.update(
                     (r.contact_id, r.scope, r.reason == Reason.HARD_BOUNCE.value)
@@ -1248,8 +1219,9 @@ class Ledger:
                 )
             new: list[tuple[int, SuppressionRecord]] = []
             for record in batch:
-                digest = self.hasher.hash(record.address) if record.address else record.address_hash
-                cid = ids[digest]  # type: ignore[index]
+                cid = (
+                    by_address[record.address] if record.address else ids[record.address_hash]  # type: ignore[index]
+                )
                 key = (cid, record.scope, record.reason is Reason.HARD_BOUNCE)
                 if key in held:
                     result.already += 1

@@ -167,7 +167,6 @@ def upgrade(engine: Engine) -> bool:
     return True
 
 
-def describe(url: str) -> dict[str, Any]:
+def describe(url: str) -> str:
     """Where the ledger lives, without a password (safe to print)."""
-    parsed = make_url(url)
-    return {"backend": parsed.get_backend_name(), "url": parsed.render_as_string(True)}
+    return make_url(url).render_as_string(hide_password=True)

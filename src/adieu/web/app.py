@@ -118,6 +118,21 @@ def create_app(adieu: Adieu) -> FastAPI:
             },
         )
 
+    async def protected_form(
+        request: Request, token: str
+    ) -> tuple[dict[str, str], TokenPayload, str, dict[str, Any]]:
+        """A page form that changes something: its fields, once the CSRF token
+        and the browser's origin show it was posted from our own page."""
+        form = parse_form(request, await read_body(request))
+        payload, locale, ctx = context(request, token)
+        if not pages.csrf_ok(request, token, form):
+            raise FormRefused(locale, ctx)
+        return form, payload, locale, ctx
+
+    @app.exception_handler(FormRefused)
+    async def form_refused(request: Request, exc: FormRefused) -> Response:
+        return pages.render("expired.html", exc.locale, status=403, **exc.context)
+
     # -- landing page and unsubscribe ---------------------------------------------
 
     @page("/u/{token}", "GET", "HEAD")
@@ -158,10 +173,7 @@ def create_app(adieu: Adieu) -> FastAPI:
 
     @page("/u/{token}/reason", "POST")
     async def reason(request: Request, token: str) -> Response:
-        form = parse_form(request, await read_body(request))
-        payload, locale, ctx = await run_in_threadpool(context, request, token)
-        if not pages.csrf_ok(request, token, form):
-            return pages.render("expired.html", locale, status=403, **ctx)
+        form, payload, locale, ctx = await protected_form(request, token)
         choice = form.get("choice") if form.get("choice") in REASONS else None
         text = form.get("text", "").strip()[:REASON_TEXT_MAX]
         if choice or text:
@@ -176,10 +188,7 @@ def create_app(adieu: Adieu) -> FastAPI:
 
     @page("/u/{token}/resubscribe", "POST")
     async def resubscribe(request: Request, token: str) -> Response:
-        form = parse_form(request, await read_body(request))
-        payload, locale, ctx = await run_in_threadpool(context, request, token)
-        if not pages.csrf_ok(request, token, form):
-            return pages.render("expired.html", locale, status=403, **ctx)
+        form, payload, locale, ctx = await protected_form(request, token)
         scope = payload.scope if form.get("scope") == "topic" else ALL
         await run_in_threadpool(
             adieu.ledger.resubscribe,
@@ -219,16 +228,13 @@ def create_app(adieu: Adieu) -> FastAPI:
 
     @page("/p/{token}", "GET", "HEAD")
     async def preferences(request: Request, token: str) -> Response:
-        payload, locale, ctx = await run_in_threadpool(context, request, token)
+        payload, locale, ctx = context(request, token)
         view = await run_in_threadpool(preferences_view, payload, locale)
         return pages.render("preferences.html", locale, changes=None, **view, **ctx)
 
     @page("/p/{token}", "POST")
     async def save_preferences(request: Request, token: str) -> Response:
-        form = parse_form(request, await read_body(request))
-        payload, locale, ctx = await run_in_threadpool(context, request, token)
-        if not pages.csrf_ok(request, token, form):
-            return pages.render("expired.html", locale, status=403, **ctx)
+        form, payload, locale, ctx = await protected_form(request, token)
 
         def save() -> list[tuple[str, Any, Any]]:
             ledger = adieu.ledger
@@ -257,6 +263,15 @@ def create_app(adieu: Adieu) -> FastAPI:
         return pages.render("preferences.html", locale, changes=described, **view, **ctx)
 
     return app
+
+
+class FormRefused(Exception):
+    """A state-changing form that did not come from our own page."""
+
+    def __init__(self, locale: str, context: dict[str, Any]) -> None:
+        super().__init__("form refused")
+        self.locale = locale
+        self.context = context
 
 
 class SecurityHeaders:

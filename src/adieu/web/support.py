@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
@@ -207,8 +206,3 @@ def parse_form(request: Request, body: bytes) -> dict[str, str]:
     except ValueError:  # too many fields
         return {}
     return {key: values[-1] for key, values in fields.items()}
-
-
-def token_digest(token: str) -> str:
-    """A short, non-reversible tag of a token, for logs (tokens are credentials)."""
-    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()[:12]
