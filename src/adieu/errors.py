@@ -52,3 +52,16 @@ class KeyRingError(AdieuError):
 
     exit_code = 1
     http_status = 500
+
+
+class NotFound(AdieuError):
+    """An API key, webhook, contact or delivery that does not exist."""
+
+    http_status = 404
+
+
+class NotAllowed(AdieuError):
+    """Authenticated, but this key may not do that (a read-only key writing)."""
+
+    exit_code = 1
+    http_status = 403

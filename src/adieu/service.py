@@ -14,7 +14,10 @@ from sqlalchemy import Engine
 from adieu import keys
 from adieu.addresses import AddressHasher, canonical
 from adieu.ledger import Ledger
+from adieu.ledger.apikeys import ApiKeys
 from adieu.ledger.database import make_engine, upgrade
+from adieu.ledger.outbox import Outbox
+from adieu.ledger.stats import Stats
 from adieu.policy import Policy
 from adieu.settings import Settings
 from adieu.tokens import ALL, TokenCodec, check_campaign, check_locale
@@ -68,6 +71,18 @@ class Adieu:
     @cached_property
     def policy(self) -> Policy:
         return Policy(self.ledger)
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        return ApiKeys(self.engine, self.ledger.now)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.engine, self.ledger.now)
+
+    @cached_property
+    def stats(self) -> Stats:
+        return Stats(self.engine)
 
     def link(
         self,

@@ -102,6 +102,29 @@ class Settings(BaseSettings):
         default=3, ge=1, description="Soft bounces within SOFT_BOUNCE_DAYS that count as hard."
     )
     soft_bounce_days: int = Field(default=30, ge=1, description="Window for soft bounces.")
+    webhook_max_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=100,
+        description="Delivery attempts before a webhook delivery becomes a dead letter.",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds a webhook receiver has to answer."
+    )
+    webhook_backoff: float = Field(
+        default=5.0,
+        gt=0,
+        description="First retry delay in seconds; it doubles per attempt (with jitter, "
+        "at most an hour).",
+    )
+    webhook_deliverer: bool = Field(
+        default=True,
+        description="Run the webhook deliverer inside adieu serve (or run adieu webhooks run).",
+    )
+    metrics_public: bool = Field(
+        default=True,
+        description="Serve GET /metrics without an API key (false: a bearer API key is needed).",
+    )
 
     @classmethod
     def settings_customise_sources(

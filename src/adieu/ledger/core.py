@@ -126,6 +126,7 @@ class Event:
     at: datetime
     reason: str | None
     details: dict[str, Any] | None
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: ``Connection.info`` key: the events written in the current transaction.
+_WRITTEN = "adieu_events_written"
+
 _FREQUENCY_WINDOW = {Frequency.WEEKLY: timedelta(days=7), Frequency.MONTHLY: timedelta(days=30)}
 
 
@@ -239,8 +243,36 @@ class Ledger:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        """A write transaction. Events written in it get their webhook deliveries
+        queued in the same transaction, just before the commit."""
         with self._writer.begin() as conn:
-            yield conn
+            written: list[int] = []
+            conn.info[_WRITTEN] = written
+            try:
+                yield conn
+                if written:
+                    self._queue_deliveries(conn, written)
+            finally:
+                conn.info.pop(_WRITTEN, None)
+
+    def _queue_deliveries(self, conn: Connection, event_ids: list[int]) -> None:
+        """Fill the outbox for every active webhook that wants these events, in
+        one INSERT … SELECT (nothing at all when no webhook is registered)."""
+        p = self._reads.paramstyle
+        now = self._stored(self.now())
+        active = "w.active" if not self._sqlite else "w.active = 1"
+        pct = "%" if self._sqlite else "%%"  # psycopg reads a lone % as a placeholder
+        for start in range(0, len(event_ids), 500):
+            part = event_ids[start : start + 500]
+            conn.exec_driver_sql(
+                "INSERT INTO outbox (webhook_id, event_id, contact_id, state, attempts,"
+                " next_attempt_at, created_at)"
+                f" SELECT w.id, e.id, e.contact_id, 'pending', 0, {p}, {p}"
+                f" FROM events e JOIN webhooks w ON {active} AND (w.event_types = '*'"
+                f" OR w.event_types LIKE '{pct},' || e.type || ',{pct}')"
+                f" WHERE e.id IN ({', '.join([p] * len(part))}) ORDER BY e.id, w.id",
+                (now, now, *part),
+            )
 
     def now(self) -> datetime:
         return self._clock()
@@ -289,10 +321,13 @@ class Ledger:
                 at=at,
                 reason=reason,
                 details=dict(details) if details else None,
+                recorded_at=self.now(),
             )
             .returning(t.events.c.id)
         )
-        return int(result.scalar_one())
+        event_id = int(result.scalar_one())
+        conn.info[_WRITTEN].append(event_id)
+        return event_id
 
     def _stored(self, value: datetime) -> Any:
         """A time as the driver takes it: naive UTC, as text on SQLite in the
@@ -311,7 +346,8 @@ class Ledger:
         """
         p = self._reads.paramstyle
         details = p if self._sqlite else f"CAST({p} AS JSON)"
-        one = f"({p}, {p}, {p}, {p}, {p}, {p}, {p}, {details})"
+        recorded = self._stored(self.now())
+        one = f"({p}, {p}, {p}, {p}, {p}, {p}, {p}, {details}, {p})"
         ids: list[int] = [0] * len(rows)
         waiting = list(range(len(rows)))
         while waiting:
@@ -328,13 +364,14 @@ class Ledger:
                 part = chosen[start : start + 100]
                 returned = conn.exec_driver_sql(
                     "INSERT INTO events (contact_id, type, channel, scope, campaign, at,"
-                    f" reason, details) VALUES {', '.join([one] * len(part))}"
+                    f" reason, details, recorded_at) VALUES {', '.join([one] * len(part))}"
                     " RETURNING id, contact_id, scope",
-                    tuple(value for i in part for value in rows[i]),
+                    tuple(value for i in part for value in (*rows[i], recorded)),
                 )
                 for event_id, contact_id, scope in returned:
                     ids[taken[(contact_id, scope)]] = event_id
             waiting = later
+        conn.info[_WRITTEN].extend(ids)
         return ids
 
     def _suppressions(self, conn: Connection, contact_id: int, scope: str) -> list[Suppression]:
@@ -980,6 +1017,45 @@ class Ledger:
             last_marketing_send_at=as_utc(last_send),
         )
 
+    def send_states(
+        self, digests: Sequence[bytes], topic: str | None = None
+    ) -> dict[bytes, SendState]:
+        """``send_state`` for many keyed hashes at once (the API's batch check):
+        one query per 1,000 addresses. Unknown addresses are left out."""
+        scope = topic or ALL
+        p = self._reads.paramstyle
+        found: dict[bytes, list[Any]] = {}
+        for start in range(0, len(digests), 1000):
+            part = list(digests[start : start + 1000])
+            if self._sqlite:
+                where, params = f"IN ({', '.join([p] * len(part))})", (scope, scope, *part)
+            else:
+                where, params = f"= ANY({p})", (scope, scope, part)
+            for row in self._reads.fetchall(
+                "SELECT c.address_hash, c.frequency, c.paused_until, c.last_marketing_send_at,"
+                " s.scope, s.reason, s.since, sub.topic"
+                " FROM contacts c"
+                f" LEFT JOIN suppressions s ON s.contact_id = c.id AND s.scope IN ('all', {p})"
+                f" LEFT JOIN subscriptions sub ON sub.contact_id = c.id AND sub.topic = {p}"
+                f" WHERE c.address_hash {where}",
+                params,
+            ):
+                found.setdefault(bytes(row[0]), []).append(row)
+        states: dict[bytes, SendState] = {}
+        for digest, rows in found.items():
+            frequency, paused_until, last_send = rows[0][1:4]
+            states[digest] = SendState(
+                known=True,
+                suppressions=tuple(
+                    Suppression(r[4], Reason(r[5]), as_utc(r[6])) for r in rows if r[4] is not None
+                ),
+                subscribed_topics=frozenset(r[7] for r in rows if r[7] is not None),
+                frequency=Frequency(frequency),
+                paused_until=as_utc(paused_until),
+                last_marketing_send_at=as_utc(last_send),
+            )
+        return states
+
     def close(self) -> None:
         """Close the read connections (the engine is its owner's to dispose)."""
         self._reads.close()
@@ -1050,6 +1126,7 @@ class Ledger:
                 at=r.at,
                 reason=r.reason,
                 details=r.details,
+                recorded_at=r.recorded_at,
             )
             for r in rows
         )

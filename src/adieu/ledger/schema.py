@@ -149,9 +149,13 @@ events = Table(
     Column("reason", Text, nullable=True),
     # Where it came from and what was shown (GDPR proof): removed on erasure.
     Column("details", JSON, nullable=True),
+    # When the change was committed (``at`` is when it was asked for): the
+    # report's time-to-honour. NULL on rows older than this column.
+    Column("recorded_at", UTCDateTime, nullable=True),
 )
 Index("ix_events_contact_id", events.c.contact_id, events.c.id)
 Index("ix_events_at", events.c.at)
+Index("ix_events_type", events.c.type, events.c.at)
 
 # Sends, for frequency caps and (later) rates per campaign and topic.
 sends = Table(
@@ -177,3 +181,57 @@ inbound_review = Table(
     Column("content", LargeBinary, nullable=False),
     Column("note", Text, nullable=False),
 )
+
+# The operator's API keys: only a SHA-256 of each key is kept (keys are 32
+# random bytes, so a fast hash is enough); ``prefix`` lets a person tell them apart.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", LargeBinary(32), nullable=False),
+    Column("read_only", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+)
+
+# Webhook subscribers. ``event_types`` is "*" or ",type,type," so that the
+# outbox can be filled by one INSERT … SELECT in the event's own transaction.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("event_types", String(500), nullable=False),
+    Column("description", String(200), nullable=False, default=""),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One row per (webhook, event) to deliver. Written in the same transaction as
+# the event, so an event is never recorded without its deliveries (at least once).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("webhook_id", Id, ForeignKey("webhooks.id"), nullable=False),
+    Column("event_id", Id, ForeignKey("events.id"), nullable=False),
+    Column("contact_id", Id, nullable=False),
+    # pending → delivered, or → dead after the last attempt (replayable).
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+)
+# The deliverer's two questions: what is due, and is an earlier one for the
+# same address still waiting (order per address).
+Index("ix_outbox_state", outbox.c.state, outbox.c.next_attempt_at)
+Index("ix_outbox_order", outbox.c.webhook_id, outbox.c.contact_id, outbox.c.state, outbox.c.id)
+Index("ix_outbox_event_id", outbox.c.event_id)

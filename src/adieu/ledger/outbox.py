@@ -1,0 +1,403 @@
+"""Webhook subscribers and their outbox.
+
+The ledger writes an outbox row for every (webhook, event) pair in the same
+transaction as the event (``Ledger._queue_deliveries``), so a recorded event is
+never without its deliveries, whatever crashes. Deliverers (any number, in any
+process) claim rows with a lease: a deliverer that dies leaves rows that another
+one picks up once the lease runs out, so delivery is at least once. Only the
+oldest waiting row of each (webhook, address) can be claimed, which keeps the
+order per address even across retries.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+
+from adieu.errors import InvalidInput, NotFound
+from adieu.ledger import schema as t
+from adieu.ledger.core import EventType
+from adieu.ledger.database import WRITE
+
+ALL_TYPES = "*"
+EVENT_TYPES = tuple(e.value for e in EventType)
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: int
+    url: str
+    event_types: tuple[str, ...]  # ("*",) for every type
+    description: str
+    active: bool
+    created_at: datetime
+    secret: str
+
+    def wants(self, event_type: str) -> bool:
+        return ALL_TYPES in self.event_types or event_type in self.event_types
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One claimed outbox row, with what the deliverer needs to post it."""
+
+    id: int
+    webhook_id: int
+    url: str
+    secret: str
+    attempts: int
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """An outbox row as the dashboard and the API list it."""
+
+    id: int
+    webhook_id: int
+    event_id: int
+    event_type: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    pending: int
+    dead: int
+    oldest_pending_at: datetime | None
+
+
+def check_url(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        raise InvalidInput("A webhook URL must be an http:// or https:// address.")
+    return url
+
+
+def check_types(event_types: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(sorted(set(event_types)))
+    if not chosen:
+        raise InvalidInput("Choose at least one event type (or '*' for all).")
+    if ALL_TYPES in chosen:
+        return (ALL_TYPES,)
+    unknown = [e for e in chosen if e not in EVENT_TYPES]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown event type {unknown[0]!r}: use {', '.join(EVENT_TYPES)} or '*'."
+        )
+    return chosen
+
+
+def _stored_types(types: tuple[str, ...]) -> str:
+    return ALL_TYPES if types == (ALL_TYPES,) else "," + ",".join(types) + ","
+
+
+def _webhook(row: Any) -> Webhook:
+    raw = str(row.event_types)
+    types = (ALL_TYPES,) if raw == ALL_TYPES else tuple(filter(None, raw.split(",")))
+    return Webhook(
+        id=int(row.id),
+        url=row.url,
+        event_types=types,
+        description=row.description,
+        active=bool(row.active),
+        created_at=row.created_at,
+        secret=row.secret,
+    )
+
+
+class Outbox:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**{WRITE: True})
+        self._clock = clock
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- subscribers ----------------------------------------------------------
+
+    def create_webhook(
+        self, url: str, event_types: Iterable[str] = (ALL_TYPES,), description: str = ""
+    ) -> Webhook:
+        url = check_url(url)
+        types = check_types(event_types)
+        if len(description) > 200:
+            raise InvalidInput("A description can be at most 200 characters.")
+        with self._writer.begin() as conn:
+            new_id = conn.execute(
+                insert(t.webhooks)
+                .values(
+                    url=url,
+                    secret="whsec_" + secrets.token_urlsafe(32),
+                    event_types=_stored_types(types),
+                    description=description.strip(),
+                    active=True,
+                    created_at=self._clock(),
+                )
+                .returning(t.webhooks.c.id)
+            ).scalar_one()
+        return self.webhook(int(new_id))
+
+    def webhooks(self) -> list[Webhook]:
+        with self.engine.connect() as conn:
+            return [_webhook(r) for r in conn.execute(select(t.webhooks).order_by(t.webhooks.c.id))]
+
+    def webhook(self, webhook_id: int) -> Webhook:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.webhooks).where(t.webhooks.c.id == webhook_id)).first()
+        if row is None:
+            raise NotFound(f"There is no webhook with id {webhook_id}.")
+        return _webhook(row)
+
+    def update_webhook(
+        self,
+        webhook_id: int,
+        *,
+        url: str | None = None,
+        event_types: Iterable[str] | None = None,
+        description: str | None = None,
+        active: bool | None = None,
+    ) -> Webhook:
+        values: dict[str, Any] = {}
+        if url is not None:
+            values["url"] = check_url(url)
+        if event_types is not None:
+            values["event_types"] = _stored_types(check_types(event_types))
+        if description is not None:
+            if len(description) > 200:
+                raise InvalidInput("A description can be at most 200 characters.")
+            values["description"] = description.strip()
+        if active is not None:
+            values["active"] = active
+        self.webhook(webhook_id)
+        if values:
+            with self._writer.begin() as conn:
+                conn.execute(
+                    update(t.webhooks).where(t.webhooks.c.id == webhook_id).values(**values)
+                )
+        return self.webhook(webhook_id)
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        """Remove a subscriber and everything still queued for it."""
+        self.webhook(webhook_id)
+        with self._writer.begin() as conn:
+            conn.execute(delete(t.outbox).where(t.outbox.c.webhook_id == webhook_id))
+            conn.execute(delete(t.webhooks).where(t.webhooks.c.id == webhook_id))
+
+    # -- delivery -------------------------------------------------------------
+
+    def claim(self, limit: int = 100, lease: timedelta = timedelta(seconds=60)) -> list[Delivery]:
+        """Due rows that are the oldest waiting one of their (webhook, address),
+        leased to the caller for ``lease``."""
+        now = self._clock()
+        o, p = t.outbox.alias("o"), t.outbox.alias("p")
+        earlier = (
+            select(p.c.id)
+            .where(
+                p.c.webhook_id == o.c.webhook_id,
+                p.c.contact_id == o.c.contact_id,
+                p.c.state == PENDING,
+                p.c.id < o.c.id,
+            )
+            .exists()
+        )
+        free = (o.c.lease_until.is_(None)) | (o.c.lease_until <= now)
+        query = (
+            select(o.c.id)
+            .where(o.c.state == PENDING, o.c.next_attempt_at <= now, free, ~earlier)
+            .order_by(o.c.id)
+            .limit(limit)
+        )
+        with self._writer.begin() as conn:
+            candidates = [int(i) for i in conn.execute(query).scalars()]
+            if not candidates:
+                return []
+            # Conditional: a concurrent deliverer that leased a row first wins it.
+            taken = [
+                int(i)
+                for i in conn.execute(
+                    update(t.outbox)
+                    .where(
+                        t.outbox.c.id.in_(candidates),
+                        t.outbox.c.state == PENDING,
+                        (t.outbox.c.lease_until.is_(None)) | (t.outbox.c.lease_until <= now),
+                    )
+                    .values(lease_until=now + lease)
+                    .returning(t.outbox.c.id)
+                ).scalars()
+            ]
+            rows = conn.execute(
+                select(
+                    t.outbox.c.id.label("outbox_id"),
+                    t.outbox.c.webhook_id,
+                    t.outbox.c.attempts,
+                    t.webhooks.c.url,
+                    t.webhooks.c.secret,
+                    t.events,
+                    t.contacts.c.address,
+                    t.contacts.c.address_hash,
+                )
+                .select_from(
+                    t.outbox.join(t.webhooks, t.webhooks.c.id == t.outbox.c.webhook_id)
+                    .join(t.events, t.events.c.id == t.outbox.c.event_id)
+                    .join(t.contacts, t.contacts.c.id == t.events.c.contact_id)
+                )
+                .where(t.outbox.c.id.in_(taken))
+                .order_by(t.outbox.c.id)
+            ).all()
+        return [
+            Delivery(
+                id=int(r.outbox_id),
+                webhook_id=int(r.webhook_id),
+                url=r.url,
+                secret=r.secret,
+                attempts=int(r.attempts),
+                event=event_document(r),
+            )
+            for r in rows
+        ]
+
+    def delivered(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        with self._writer.begin() as conn:
+            conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id.in_(list(ids)))
+                .values(
+                    state=DELIVERED,
+                    delivered_at=self._clock(),
+                    lease_until=None,
+                    attempts=t.outbox.c.attempts + 1,
+                    last_error=None,
+                )
+            )
+
+    def failed(self, failures: Sequence[tuple[int, str, datetime | None]]) -> None:
+        """(id, error, next attempt) per row; a next attempt of None makes a dead letter."""
+        if not failures:
+            return
+        with self._writer.begin() as conn:
+            for row_id, error, next_at in failures:
+                values: dict[str, Any] = {
+                    "attempts": t.outbox.c.attempts + 1,
+                    "last_error": error[:500],
+                    "lease_until": None,
+                }
+                if next_at is None:
+                    values["state"] = DEAD
+                else:
+                    values["next_attempt_at"] = next_at
+                conn.execute(update(t.outbox).where(t.outbox.c.id == row_id).values(**values))
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Give back leased rows that were not tried (a deliverer stopping)."""
+        if not ids:
+            return
+        with self._writer.begin() as conn:
+            conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id.in_(list(ids)), t.outbox.c.state == PENDING)
+                .values(lease_until=None)
+            )
+
+    def replay(self, ids: Sequence[int] | None = None, *, webhook_id: int | None = None) -> int:
+        """Dead letters back to the queue, due now (all of them, or those given)."""
+        query = update(t.outbox).where(t.outbox.c.state == DEAD)
+        if ids is not None:
+            query = query.where(t.outbox.c.id.in_(list(ids)))
+        if webhook_id is not None:
+            query = query.where(t.outbox.c.webhook_id == webhook_id)
+        with self._writer.begin() as conn:
+            result = conn.execute(
+                query.values(
+                    state=PENDING, attempts=0, next_attempt_at=self._clock(), lease_until=None
+                )
+            )
+        return int(result.rowcount)
+
+    # -- watching -------------------------------------------------------------
+
+    def backlog(self) -> Backlog:
+        with self.engine.connect() as conn:
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    select(t.outbox.c.state, func.count())
+                    .where(t.outbox.c.state.in_([PENDING, DEAD]))
+                    .group_by(t.outbox.c.state)
+                ).all()
+            )
+            oldest = conn.execute(
+                select(func.min(t.outbox.c.created_at)).where(t.outbox.c.state == PENDING)
+            ).scalar()
+        return Backlog(
+            pending=int(counts.get(PENDING, 0)),
+            dead=int(counts.get(DEAD, 0)),
+            oldest_pending_at=t.as_utc(oldest) if oldest is not None else None,
+        )
+
+    def letters(
+        self, state: str | None = None, *, webhook_id: int | None = None, limit: int = 100
+    ) -> list[Letter]:
+        query = (
+            select(t.outbox, t.events.c.type)
+            .join(t.events, t.events.c.id == t.outbox.c.event_id)
+            .order_by(t.outbox.c.id.desc())
+            .limit(limit)
+        )
+        if state is not None:
+            query = query.where(t.outbox.c.state == state)
+        if webhook_id is not None:
+            query = query.where(t.outbox.c.webhook_id == webhook_id)
+        with self.engine.connect() as conn:
+            return [
+                Letter(
+                    id=int(r.id),
+                    webhook_id=int(r.webhook_id),
+                    event_id=int(r.event_id),
+                    event_type=r.type,
+                    state=r.state,
+                    attempts=int(r.attempts),
+                    next_attempt_at=r.next_attempt_at,
+                    created_at=r.created_at,
+                    delivered_at=r.delivered_at,
+                    last_error=r.last_error,
+                )
+                for r in conn.execute(query)
+            ]
+
+
+def event_document(row: Any) -> dict[str, Any]:
+    """An event as the API and the webhooks show it. The address is there until
+    the person is erased; ``contact`` (the keyed hash) stays."""
+    return {
+        "id": int(row.id),
+        "type": row.type,
+        "channel": row.channel,
+        "scope": row.scope,
+        "campaign": row.campaign,
+        "at": _iso(row.at),
+        "recorded_at": _iso(row.recorded_at),
+        "contact": bytes(row.address_hash).hex(),
+        "address": row.address,
+        "reason": row.reason,
+        "details": row.details,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(t.as_utc(value).isoformat()).replace("+00:00", "Z")
