@@ -43,6 +43,17 @@ class TopicExists(AdieuError):
         self.key = key
 
 
+class TopicInUse(AdieuError):
+    http_status = 409
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"The topic {key!r} is in people's consent records, so it stays. "
+            "Rename it instead if it has changed."
+        )
+        self.key = key
+
+
 class InvalidInput(AdieuError):
     """A value or file that cannot be used as given (bad column, unreadable file…)."""
 

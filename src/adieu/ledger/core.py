@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from adieu.addresses import AddressHasher, canonical
-from adieu.errors import AdieuError, InvalidInput, TopicExists, UnknownTopic
+from adieu.errors import AdieuError, InvalidInput, TopicExists, TopicInUse, UnknownTopic
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE, ReadPool
 from adieu.ledger.schema import as_utc
@@ -277,9 +277,17 @@ class Ledger:
     def now(self) -> datetime:
         return self._clock()
 
-    def _contact(self, conn: Connection, address: str, *, create: bool = True) -> Row[Any] | None:
-        """The contact row, locked for this transaction; created when asked."""
-        digest = self.hasher.hash(address)
+    def _contact(
+        self,
+        conn: Connection,
+        address: str | None,
+        *,
+        create: bool = True,
+        digest: bytes | None = None,
+    ) -> Row[Any] | None:
+        """The contact row, locked for this transaction; created when asked.
+        With ``address=None`` the contact is known by its keyed hash only."""
+        digest = digest if digest is not None else self.hasher.hash(address or "")
         query = select(t.contacts).where(t.contacts.c.address_hash == digest).with_for_update()
         row = conn.execute(query).first()
         if row is None and create:
@@ -426,6 +434,47 @@ class Ledger:
             )
         self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
         return Topic(key, name.strip(), description.strip(), default_opt_in)
+
+    def update_topic(
+        self, key: str, *, name: str | None = None, description: str | None = None
+    ) -> Topic:
+        """Rename or re-describe a topic (its key and opt-in default stay)."""
+        self.topic(key)
+        values: dict[str, str] = {}
+        if name is not None:
+            if not name.strip() or len(name) > 200:
+                raise InvalidInput("A topic needs a name of 1-200 characters.")
+            values["name"] = name.strip()
+        if description is not None:
+            values["description"] = description.strip()
+        if values:
+            with self._write() as conn:
+                conn.execute(update(t.topics).where(t.topics.c.key == key).values(**values))
+        self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
+        return self.topic(key)
+
+    def delete_topic(self, key: str) -> None:
+        """Remove a topic nobody has a choice or a send recorded for; one in use
+        stays (its history is part of people's consent record)."""
+        self.topic(key)
+        with self._write() as conn:
+            used = (
+                conn.execute(
+                    select(t.suppressions.c.id).where(t.suppressions.c.scope == key).limit(1)
+                ).first()
+                or conn.execute(
+                    select(t.subscriptions.c.topic).where(t.subscriptions.c.topic == key).limit(1)
+                ).first()
+                or conn.execute(select(t.sends.c.id).where(t.sends.c.topic == key).limit(1)).first()
+                or conn.execute(
+                    select(t.events.c.id).where(t.events.c.scope == key).limit(1)
+                ).first()
+            )
+            if used:
+                raise TopicInUse(key)
+            conn.execute(delete(t.topics).where(t.topics.c.key == key))
+        self._topics.pop(key, None)
+        self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
 
     def topics(self) -> list[Topic]:
         with self.engine.connect() as conn:
@@ -1060,9 +1109,12 @@ class Ledger:
         """Close the read connections (the engine is its owner's to dispose)."""
         self._reads.close()
 
-    def status(self, address: str, *, with_history: bool = True) -> ContactStatus:
-        address = canonical(address)
-        digest = self.hasher.hash(address)
+    def status(
+        self, address: str | None, *, with_history: bool = True, digest: bytes | None = None
+    ) -> ContactStatus:
+        """State and history of an address (or of a keyed hash, ``digest``)."""
+        address = canonical(address) if address is not None else None
+        digest = digest if digest is not None else self.hasher.hash(address or "")
         with self.engine.connect() as conn:
             contact = conn.execute(
                 select(t.contacts).where(t.contacts.c.address_hash == digest)
@@ -1364,17 +1416,65 @@ class Ledger:
                     since=r.since,
                 )
 
-    def erase(self, address: str, *, channel: Channel, at: datetime | None = None) -> Outcome:
+    def address_of(self, digest: bytes) -> tuple[bool, str | None]:
+        """Whether a contact has this keyed hash, and its address while held."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.contacts.c.address).where(t.contacts.c.address_hash == digest)
+            ).first()
+        return (False, None) if row is None else (True, row.address)
+
+    def unsubscribe_hashed(
+        self,
+        digest: bytes,
+        scope: str | None = ALL,
+        *,
+        channel: Channel,
+        campaign: str | None = None,
+        at: datetime | None = None,
+    ) -> Outcome:
+        """Unsubscribe someone known only by the keyed hash of their address
+        (erased, or never seen and named by the API's contact key)."""
+        scope = self.check_scope(scope)
+        at = at or self.now()
+        with self._write() as conn:
+            contact = self._contact(conn, None, digest=digest)
+            assert contact is not None
+            held = [
+                s
+                for s in self._suppressions(conn, contact.id, scope)
+                if s.reason in CONSENT_REASONS
+            ]
+            if held:
+                first = min(held, key=lambda s: s.since)
+                return Outcome(changed=False, scope=scope, since=first.since, reason=first.reason)
+            event_id = self._event(
+                conn, contact.id, EventType.UNSUBSCRIBE, channel, scope, at, campaign=campaign
+            )
+            self._suppress(conn, contact.id, scope, Reason.UNSUBSCRIBE, at, event_id)
+        return Outcome(
+            changed=True, scope=scope, since=at, reason=Reason.UNSUBSCRIBE, event_id=event_id
+        )
+
+    def erase(
+        self,
+        address: str | None,
+        *,
+        channel: Channel,
+        at: datetime | None = None,
+        digest: bytes | None = None,
+    ) -> Outcome:
         """GDPR erasure: forget the clear address, keep only what suppression needs.
 
         The keyed-hash contact stays suppressed (so the address can never be
         imported and mailed again); events keep their skeleton (type, channel,
-        scope, time) but lose free text and details.
+        scope, time) but lose free text and details. ``digest`` instead of an
+        address erases by the keyed hash alone.
         """
-        address = canonical(address)
+        address = canonical(address) if address is not None else None
         at = at or self.now()
         with self._write() as conn:
-            contact = self._contact(conn, address)
+            contact = self._contact(conn, address, digest=digest)
             assert contact is not None
             if contact.erased_at is not None:
                 return Outcome(changed=False, scope=ALL, since=contact.erased_at)

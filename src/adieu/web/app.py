@@ -8,24 +8,35 @@ an email about what was done (R13).
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adieu import __version__
 from adieu.errors import AdieuError, InvalidToken
 from adieu.i18n import gettext
 from adieu.ledger import Channel, ContactStatus, Frequency, Outcome
+from adieu.metrics import Exposition, LedgerCollector, Timed
 from adieu.service import Adieu
 from adieu.tokens import ALL, TokenPayload
+from adieu.web.admin.api import build_router
+from adieu.web.admin.auth import ApiError, Authenticator, bearer, client_of, error_response
 from adieu.web.commit import GroupCommit, from_link
+from adieu.web.hooks import deliverer_for
 from adieu.web.oneclick import OneClick
 from adieu.web.support import Pages, Palette, parse_form, read_body
 
@@ -43,29 +54,99 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+API_DESCRIPTION = """The operator's API: links and send checks for senders, contacts and
+their consent history, topics, suppression lists, the event feed, the report
+and webhooks. Every call needs `Authorization: Bearer <API key>`
+(`adieu apikey create`); errors share one shape, `{"error": {"status", "code",
+"message"}}`. Addresses never go in URLs: a contact is named by its key."""
+
 REASONS = ("too_many", "not_relevant", "never_signed_up", "other")
 PAUSES = (30, 60, 90)
 REASON_TEXT_MAX = 500
 LOGO_TYPES = {".png", ".svg", ".jpg", ".jpeg", ".webp"}
 
 
-def create_app(adieu: Adieu) -> FastAPI:
-    app = FastAPI(title="Adieu", version=__version__, docs_url=None, redoc_url=None)
+def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
+    """The web app. ``deliver``: run the webhook deliverer while the app runs
+    (default: the ``webhook_deliverer`` setting)."""
+    deliver = adieu.settings.webhook_deliverer if deliver is None else deliver
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(deliverer_for(adieu).run(stop)) if deliver else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+
+    app = FastAPI(
+        title="Adieu",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
     pages = Pages(adieu)
     palette = Palette.from_brand(adieu.settings.brand_colour)
     app.mount("/static", StaticFiles(directory=str(resources.files("adieu") / "web" / "static")))
 
     committer = GroupCommit(adieu.ledger)
     app.add_middleware(OneClick, adieu=adieu, committer=committer, pages=pages)
-    app.add_middleware(SecurityHeaders)  # added last: outermost, so it covers OneClick too
+    app.add_middleware(SecurityHeaders)  # outside OneClick, so it covers it too
+    app.add_middleware(Timed)  # outermost: the latency a client sees
+    exposition = Exposition(LedgerCollector(adieu.stats, adieu.outbox, adieu.ledger.now))
+
+    auth = Authenticator(adieu.api_keys)
+    app.state.auth = auth
+    app.include_router(build_router(adieu, auth))
 
     @app.exception_handler(InvalidToken)
     async def invalid_token(request: Request, exc: InvalidToken) -> Response:
+        if _is_api(request):
+            return error_response(400, "invalid_token", str(exc))
         return pages.render("invalid.html", pages.locale(request), status=400)
 
     @app.exception_handler(AdieuError)
     async def adieu_error(request: Request, exc: AdieuError) -> Response:
+        if _is_api(request):
+            return error_response(exc.http_status, _code(exc), str(exc))
         return pages.render("error.html", pages.locale(request), status=exc.http_status)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(
+            exc.status, exc.code, exc.message, headers=exc.headers, details=exc.details
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        details = [
+            {"location": [str(part) for part in e.get("loc", ())], "message": str(e.get("msg", ""))}
+            for e in exc.errors()[:50]
+        ]
+        return error_response(
+            422, "invalid_request", "The request does not match the API's schema.", details=details
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_api(request):
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+            return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Logged by the server; the caller gets no traceback.
+        if _is_api(request):
+            return error_response(
+                500, "internal", "Something went wrong on our side. Please retry."
+            )
+        return pages.render("error.html", pages.locale(request), status=500)
 
     # -- plumbing -------------------------------------------------------------
 
@@ -76,6 +157,15 @@ def create_app(adieu: Adieu) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format. Open by default (no addresses in it); with
+        ADIEU_METRICS_PUBLIC=false it needs a bearer API key."""
+        if not adieu.settings.metrics_public:
+            await auth.verify(bearer(request), client_of(request))
+        body = await run_in_threadpool(exposition.render)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/brand.css", include_in_schema=False)
     async def brand_css() -> Response:
@@ -316,6 +406,15 @@ def _describe(
         return gettext("The pause has ended.", locale)
     when = pages.when(datetime.fromisoformat(new), locale)
     return gettext("Paused until {date}.", locale).format(date=when)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _code(exc: AdieuError) -> str:
+    """``UnknownTopic`` → ``unknown_topic``: the machine-readable error code."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def app_from_environment() -> FastAPI:

@@ -1,0 +1,143 @@
+"""Who is calling: bearer API keys, the failed-attempt limit, and the JSON errors.
+
+Every ``/api/v1`` error, whatever raised it, leaves as one shape:
+``{"error": {"status": …, "code": …, "message": …}}``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from adieu.ledger.apikeys import ApiKey, ApiKeys
+
+#: Wrong keys allowed per client address and window before it is refused (429).
+FAILURE_LIMIT = 10
+FAILURE_WINDOW_S = 60.0
+#: A verified key is trusted this long without asking the database again.
+_CACHE_S = 5.0
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        self.details = details
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=dict(headers or {}))
+
+
+class FailureLimiter:
+    """Counts failed sign-ins per client address in a sliding window."""
+
+    def __init__(self, limit: int = FAILURE_LIMIT, window: float = FAILURE_WINDOW_S) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float]:
+        now = time.monotonic()
+        seen = self._failures.get(client)
+        if seen is None:
+            return deque()
+        while seen and now - seen[0] > self.window:
+            seen.popleft()
+        if not seen:
+            del self._failures[client]
+        return seen
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds to wait, when this client has failed too often."""
+        seen = self._recent(client)
+        if len(seen) < self.limit:
+            return None
+        return max(1, int(self.window - (time.monotonic() - seen[0])) + 1)
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) > 100_000:  # bounded memory under a spray of addresses
+            self._failures.clear()
+        self._failures.setdefault(client, deque()).append(time.monotonic())
+
+
+class Authenticator:
+    def __init__(self, keys: ApiKeys, limiter: FailureLimiter | None = None) -> None:
+        self.keys = keys
+        self.limiter = limiter or FailureLimiter()
+        self._cache: dict[str, tuple[float, ApiKey]] = {}
+
+    async def verify(self, secret: str | None, client: str) -> ApiKey:
+        """The key behind ``secret``, or an ``ApiError`` (401, or 429 when this
+        client has failed too often lately)."""
+        wait = self.limiter.retry_after(client)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "too_many_failures",
+                "Too many attempts with a wrong API key. Please wait a little.",
+                headers={"Retry-After": str(wait)},
+            )
+        if not secret:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "This needs an API key: send Authorization: Bearer adieu_…",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        cached = self._cache.get(secret)
+        if cached is not None and time.monotonic() - cached[0] < _CACHE_S:
+            return cached[1]
+        key = await run_in_threadpool(self.keys.verify, secret)
+        if key is None:
+            self.limiter.failed(client)
+            raise ApiError(
+                401,
+                "unauthorized",
+                "This API key is not valid (or was revoked).",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[secret] = (time.monotonic(), key)
+        return key
+
+    def forget(self) -> None:
+        """Drop cached keys (after a revocation in this process)."""
+        self._cache.clear()
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None

@@ -1,0 +1,173 @@
+"""The webhook deliverer: posts outbox rows to their receivers.
+
+At least once: a row leaves the outbox only when its receiver answered 2xx.
+A failure is retried with exponential backoff and jitter, up to the configured
+number of attempts, then kept as a dead letter (visible, replayable). Only the
+oldest waiting row of each (webhook, address) is handed out, so a receiver sees
+one person's events in order. Several deliverers may run at once (``adieu serve``
+workers, ``adieu webhooks run``): rows are leased, never shared.
+
+Each delivery is signed: ``Adieu-Signature: t=<unix time>,v1=<hex HMAC-SHA256
+of "<t>.<body>" with the webhook's secret>``, so a receiver can check that the
+body came from us and is fresh (reject old ``t`` against replays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+
+from adieu import __version__, metrics
+from adieu.ledger.outbox import Delivery, Outbox
+from adieu.service import Adieu
+
+log = logging.getLogger("adieu.webhooks")
+MAX_DELAY_S = 3600.0
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def backoff(attempt: int, first: float, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before try ``attempt + 1``: doubling from ``first``, at most an
+    hour, spread ±50 % so that receivers coming back are not hit all at once."""
+    base = min(MAX_DELAY_S, first * 2.0 ** max(0, attempt - 1))
+    return float(base * (0.5 + rng()))
+
+
+class Deliverer:
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        max_attempts: int = 12,
+        timeout: float = 10.0,
+        first_delay: float = 5.0,
+        batch: int = 200,
+        concurrency: int = 32,
+        poll: float = 0.5,
+        lease: timedelta = timedelta(seconds=60),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.first_delay = first_delay
+        self.batch = batch
+        self.poll = poll
+        self.lease = lease
+        self._clock = clock or outbox._clock
+        self._limit = asyncio.Semaphore(concurrency)
+        self.delivered = 0
+        self.failed = 0
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Deliver until ``stop`` is set (or forever)."""
+        stop = stop or asyncio.Event()
+        async with httpx.AsyncClient(
+            timeout=self.timeout,
+            follow_redirects=False,
+            headers={"User-Agent": f"Adieu/{__version__} (webhooks)"},
+        ) as client:
+            while not stop.is_set():
+                try:
+                    done = await self.run_once(client)
+                except Exception:  # the database went away: keep going, slowly
+                    log.exception("webhook delivery round failed")
+                    done = 0
+                if done == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.poll)
+
+    async def run_once(self, client: httpx.AsyncClient) -> int:
+        """Claim one batch and try each of it; the number tried."""
+        claimed = await asyncio.to_thread(self.outbox.claim, self.batch, self.lease)
+        if not claimed:
+            return 0
+        results: dict[int, str | None] = {}
+        try:
+            await asyncio.gather(*(self._post(client, d, results) for d in claimed))
+        finally:
+            ok = [d.id for d in claimed if d.id in results and results[d.id] is None]
+            failures: list[tuple[int, str, datetime | None]] = []
+            for d in claimed:
+                error = results.get(d.id)
+                if d.id not in results or error is None:
+                    continue
+                attempt = d.attempts + 1
+                if attempt >= self.max_attempts:
+                    failures.append((d.id, error, None))
+                else:
+                    delay = backoff(attempt, self.first_delay)
+                    failures.append((d.id, error, self._clock() + timedelta(seconds=delay)))
+            untried = [d.id for d in claimed if d.id not in results]
+            await asyncio.to_thread(self._record, ok, failures, untried)
+        return len(claimed)
+
+    def _record(
+        self,
+        ok: list[int],
+        failures: list[tuple[int, str, datetime | None]],
+        untried: list[int],
+    ) -> None:
+        self.outbox.delivered(ok)
+        self.outbox.failed(failures)
+        self.outbox.release(untried)
+        self.delivered += len(ok)
+        self.failed += len(failures)
+        metrics.WEBHOOK_DELIVERIES.labels("delivered").inc(len(ok))
+        metrics.WEBHOOK_DELIVERIES.labels("failed").inc(
+            sum(1 for f in failures if f[2] is not None)
+        )
+        metrics.WEBHOOK_DELIVERIES.labels("dead").inc(sum(1 for f in failures if f[2] is None))
+
+    async def _post(
+        self, client: httpx.AsyncClient, delivery: Delivery, results: dict[int, str | None]
+    ) -> None:
+        body = json.dumps(
+            {**delivery.event, "webhook_id": delivery.webhook_id, "delivery_id": delivery.id},
+            separators=(",", ":"),
+        ).encode()
+        stamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "Adieu-Event-Id": str(delivery.event["id"]),
+            "Adieu-Delivery-Id": str(delivery.id),
+            "Adieu-Timestamp": str(stamp),
+            "Adieu-Signature": sign(delivery.secret, stamp, body),
+        }
+        async with self._limit:
+            try:
+                response = await client.post(delivery.url, content=body, headers=headers)
+            except httpx.TimeoutException:
+                results[delivery.id] = "timed out"
+                return
+            except httpx.HTTPError as exc:
+                results[delivery.id] = f"{type(exc).__name__}: {exc}"[:500]
+                return
+        if 200 <= response.status_code < 300:
+            results[delivery.id] = None
+        else:
+            results[delivery.id] = f"HTTP {response.status_code}"
+
+
+def deliverer_for(adieu: Adieu) -> Deliverer:
+    settings = adieu.settings
+    return Deliverer(
+        adieu.outbox,
+        max_attempts=settings.webhook_max_attempts,
+        timeout=settings.webhook_timeout,
+        first_delay=settings.webhook_backoff,
+    )
