@@ -186,6 +186,11 @@ def serve(lazy: _Lazy, host: str, port: int) -> None:
         _("Try the flow with a sample unsubscribe link for {address}:").format(address=DEMO_ADDRESS)
     )
     click.echo(f"  {link.url}")
+    click.echo(
+        _(
+            "Dashboard: http://{host}:{port}/admin (sign in with a key from: adieu apikey create)"
+        ).format(host=host, port=port)
+    )
     web = create_app(app)
     # Everything built so far lives as long as the process: keep it out of the
     # cyclic garbage collector's full passes, which otherwise show as latency
@@ -842,3 +847,7 @@ def keys_rotate(lazy: _Lazy) -> None:
             kid=ring.current_id, count=len(ring.token_keys)
         )
     )
+
+
+# The operator's commands (apikey, report, webhooks) live in their own module.
+from adieu import cli_operator  # noqa: E402, F401  (registers on ``main``)

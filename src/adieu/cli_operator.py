@@ -1,0 +1,285 @@
+"""The operator's commands: ``apikey``, ``report`` and ``webhooks``.
+
+Registered on ``adieu.cli.main`` (imported at the end of that module); like the
+rest of the CLI, each command is one call into the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from datetime import UTC, datetime, time, timedelta
+
+import click
+
+from adieu import report as reports
+from adieu.cli import _Lazy, _table, _when, err, main, out, pass_app
+from adieu.errors import InvalidInput
+from adieu.i18n import _
+from adieu.ledger.outbox import DEAD, EVENT_TYPES
+
+# -- API keys -----------------------------------------------------------------
+
+
+@main.group()
+def apikey() -> None:
+    """Manage API keys for /api/v1, the dashboard and /metrics."""
+
+
+@apikey.command("create")
+@click.option("--name", required=True, help=_("What the key is for (shown in lists)."))
+@click.option("--read-only", is_flag=True, help=_("The key can read but change nothing."))
+@pass_app
+def apikey_create(lazy: _Lazy, name: str, read_only: bool) -> None:
+    """Create a key and print it (the only time it is shown)."""
+    key, secret = lazy.app.api_keys.create(name, read_only=read_only)
+    click.echo(secret)
+    kind = _("read-only") if read_only else _("read and write")
+    err.print(
+        _("Key {id} ({kind}) created. Keep it now: only its hash is stored.").format(
+            id=key.id, kind=kind
+        )
+    )
+
+
+@apikey.command("list")
+@pass_app
+def apikey_list(lazy: _Lazy) -> None:
+    """List keys (never the keys themselves)."""
+    table = _table(
+        _("Id"), _("Name"), _("Prefix"), _("Access"), _("Created"), _("Last used"), _("Revoked")
+    )
+    for key in lazy.app.api_keys.list():
+        table.add_row(
+            str(key.id),
+            key.name,
+            key.prefix + "…",
+            _("read-only") if key.read_only else _("read and write"),
+            _when(key.created_at),
+            _when(key.last_used_at),
+            _when(key.revoked_at),
+        )
+    out.print(table)
+
+
+@apikey.command("revoke")
+@click.argument("key")
+@pass_app
+def apikey_revoke(lazy: _Lazy, key: str) -> None:
+    """Revoke a key by id or prefix. It stops working within seconds."""
+    revoked = lazy.app.api_keys.revoke(key)
+    click.echo(_("Key {id} ({name}) is revoked.").format(id=revoked.id, name=revoked.name))
+
+
+# -- report -------------------------------------------------------------------
+
+
+def _since(value: str | None, now: datetime) -> datetime:
+    if not value:
+        return now - timedelta(days=30)
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise InvalidInput(_("Give --since as YYYY-MM-DD.")) from None
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+_STATUS_STYLE = {"ok": "green", "watch": "yellow", "breach": "bold red", "unknown": "dim"}
+
+
+@main.command()
+@click.option("--since", default=None, help=_("First day, YYYY-MM-DD (default: 30 days ago)."))
+@click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
+@pass_app
+def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
+    """Sends, unsubscribes by channel, complaint and bounce rates, reasons, and
+    time to honour, per day, campaign and topic."""
+    app = lazy.app
+    now = app.ledger.now()
+    built = reports.build(app.stats, _since(since, now), now)
+    if as_json:
+        click.echo(json.dumps(built.as_dict(), indent=2))
+        return
+    channels = built.channels or ["one_click", "landing_page"]
+
+    def status(line: reports.Line) -> str:
+        style = _STATUS_STYLE[line.complaint_status]
+        return f"[{style}]{line.complaint_status}[/]"
+
+    days = _table(
+        _("Day"),
+        _("Sends"),
+        *channels,
+        _("Complaints"),
+        _("Rate"),
+        _("Status"),
+        _("Hard"),
+        _("Soft"),
+    )
+    for line in [*built.days, built.total]:
+        days.add_row(
+            line.day.isoformat() if line.day else _("Total"),
+            str(line.sends),
+            *(str(line.unsubscribes.get(c, 0)) for c in channels),
+            str(line.complaints),
+            _pct(line.complaint_rate),
+            status(line),
+            _pct(line.hard_bounce_rate),
+            _pct(line.soft_bounce_rate),
+        )
+    days.title = _("Per day (complaint rate: goal below 0.1 %, limit 0.3 %)")
+    out.print(days)
+    detail = _table(
+        _("Day"),
+        _("Campaign"),
+        _("Topic"),
+        _("Sends"),
+        _("Unsubscribes"),
+        _("Complaints"),
+        _("Rate"),
+        _("Status"),
+    )
+    detail.title = _("Per campaign and topic")
+    for line in built.lines:
+        detail.add_row(
+            line.day.isoformat() if line.day else "",
+            line.campaign or "-",
+            line.topic or _("all"),
+            str(line.sends),
+            str(line.unsubscribe_total),
+            str(line.complaints),
+            _pct(line.complaint_rate),
+            status(line),
+        )
+    out.print(detail)
+    reasons = _table(_("Reason"), _("Count"))
+    reasons.title = _("Reasons given")
+    for item in built.reasons[:20]:
+        reasons.add_row(item["text"] or item["choice"] or "-", str(item["count"]))
+    out.print(reasons)
+    honour = _table(
+        _("From the request to"),
+        _("Count"),
+        "p50",
+        "p99",
+        _("Max"),
+        _("Waiting"),
+        _("48 hours"),
+        _("10 business days"),
+    )
+    honour.title = _("Time to honour")
+    for label, timing in (
+        (_("ledger commit"), built.to_commit),
+        (_("last webhook delivery"), built.to_webhooks),
+    ):
+        honour.add_row(
+            label,
+            str(timing.count),
+            _duration(timing.p50),
+            _duration(timing.p99),
+            _duration(timing.max),
+            str(timing.waiting),
+            _("met") if timing.within_48_hours else f"[bold red]{_('missed')}[/]",
+            _("met") if timing.within_10_business_days else f"[bold red]{_('missed')}[/]",
+        )
+    out.print(honour)
+
+
+# -- webhooks -----------------------------------------------------------------
+
+
+@main.group()
+def webhooks() -> None:
+    """Webhook receivers, their dead letters, and the deliverer."""
+
+
+@webhooks.command("add")
+@click.argument("url")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    help=_("An event type to send (repeatable; default: all). One of: {types}.").format(
+        types=", ".join(EVENT_TYPES)
+    ),
+)
+@click.option("--description", default="", help=_("What the receiver is."))
+@pass_app
+def webhooks_add(lazy: _Lazy, url: str, events: tuple[str, ...], description: str) -> None:
+    """Register a receiver and print its signing secret (shown only now)."""
+    hook = lazy.app.outbox.create_webhook(url, events or ("*",), description)
+    click.echo(hook.secret)
+    err.print(_("Webhook {id} added for {url}.").format(id=hook.id, url=hook.url))
+
+
+@webhooks.command("list")
+@pass_app
+def webhooks_list(lazy: _Lazy) -> None:
+    """Receivers, with what waits and what died."""
+    app = lazy.app
+    table = _table(_("Id"), "URL", _("Events"), _("Active"), _("Waiting"), _("Dead letters"))
+    for hook in app.outbox.webhooks():
+        letters = app.outbox.letters(webhook_id=hook.id, limit=100_000)
+        table.add_row(
+            str(hook.id),
+            hook.url,
+            ", ".join(hook.event_types),
+            _("yes") if hook.active else _("no"),
+            str(sum(1 for x in letters if x.state == "pending")),
+            str(sum(1 for x in letters if x.state == DEAD)),
+        )
+    out.print(table)
+
+
+@webhooks.command("replay")
+@click.argument("webhook_id", type=int)
+@pass_app
+def webhooks_replay(lazy: _Lazy, webhook_id: int) -> None:
+    """Queue a receiver's dead letters again."""
+    lazy.app.outbox.webhook(webhook_id)
+    n = lazy.app.outbox.replay(webhook_id=webhook_id)
+    click.echo(_("{n} deliveries queued again.").format(n=n))
+
+
+@webhooks.command("run")
+@pass_app
+def webhooks_run(lazy: _Lazy) -> None:
+    """Deliver webhooks until stopped (SIGTERM or Ctrl-C). Safe beside adieu
+    serve's own deliverer and beside other runs: each delivery is leased."""
+    from adieu.web.hooks import deliverer_for
+
+    deliverer = deliverer_for(lazy.app)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        await deliverer.run(stop)
+
+    err.print(_("Delivering webhooks. Stop with Ctrl-C."))
+    asyncio.run(run())
+    err.print(
+        _("Stopped: {ok} delivered, {failed} failed this run.").format(
+            ok=deliverer.delivered, failed=deliverer.failed
+        )
+    )
