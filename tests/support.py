@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import time
 
+import httpx
+
+from adieu.service import Adieu
 from adieu.settings import Settings
+from adieu.web.app import create_app
 
 
 def free_port() -> int:
@@ -41,3 +46,23 @@ def adieu_env(settings: Settings, **extra: str) -> dict[str, str]:
         values["database_url"] = settings.database_url
     env.update({f"ADIEU_{name.upper()}": value for name, value in values.items()})
     return env
+
+
+class Client:
+    """A synchronous facade over httpx.AsyncClient + ASGITransport."""
+
+    def __init__(self, adieu: Adieu, headers: dict[str, str] | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.app = create_app(adieu, deliver=False)
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app, client=("203.0.113.7", 4711)),
+            base_url="https://mail.example.net",
+            headers=headers,
+        )
+
+    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.request(method, url, **kwargs))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()

@@ -20,25 +20,7 @@ from adieu.ledger import Channel, EventType, Frequency
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.settings import Settings
-from adieu.web.app import create_app
-
-
-class Client:
-    """A synchronous facade over httpx.AsyncClient + ASGITransport."""
-
-    def __init__(self, adieu: Adieu) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(adieu)),
-            base_url="https://mail.example.net",
-        )
-
-    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.request(method, url, **kwargs))  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
-        self.loop.close()
+from support import Client
 
 
 @pytest.fixture
