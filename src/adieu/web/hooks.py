@@ -170,4 +170,7 @@ def deliverer_for(adieu: Adieu) -> Deliverer:
         max_attempts=settings.webhook_max_attempts,
         timeout=settings.webhook_timeout,
         first_delay=settings.webhook_backoff,
+        # Long enough for a slow receiver; short enough that deliveries held by
+        # a deliverer that died are taken up again soon.
+        lease=timedelta(seconds=3 * settings.webhook_timeout + 1),
     )
