@@ -81,8 +81,12 @@ class Backlog:
 
 def check_url(url: str) -> str:
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # "http://[", a port that is not a number…
+        usable = False
+    if not usable or len(url) > 2000:
         raise InvalidInput("A webhook URL must be an http:// or https:// address.")
     return url
 

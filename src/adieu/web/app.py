@@ -20,10 +20,12 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adieu import __version__
@@ -102,7 +104,8 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
 
     auth = Authenticator(adieu.api_keys)
     app.state.auth = auth
-    app.include_router(build_router(adieu, auth))
+    api_router = build_router(adieu, auth)
+    app.include_router(api_router)
 
     @app.exception_handler(InvalidToken)
     async def invalid_token(request: Request, exc: InvalidToken) -> Response:
@@ -136,7 +139,18 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _is_api(request):
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-            return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+            headers = dict(exc.headers or {})
+            if exc.status_code == 405:
+                # Every method of every route on this path (Starlette names only the first).
+                allowed: set[str] = set()
+                for route in api_router.routes:
+                    if (
+                        isinstance(route, APIRoute)
+                        and route.matches(request.scope)[0] != Match.NONE
+                    ):
+                        allowed |= route.methods or set()
+                headers["Allow"] = ", ".join(sorted(allowed))
+            return error_response(exc.status_code, code, str(exc.detail), headers=headers)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
 from adieu import bulk, report
 from adieu.addresses import canonical
@@ -40,6 +41,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         401: "No API key, or not a valid one.",
         403: "A read-only key tried to change something.",
         404: "No such thing.",
+        409: "It conflicts with what is there (a topic in use, an erased contact).",
+        413: "The upload is too large.",
         422: "The request body or parameters do not match the schema.",
         429: "Too many attempts with a wrong key.",
     }.items()
@@ -157,6 +160,9 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
             examples=["3f" * 32],
         ),
     ]
+    # The route only matches a key (64 hex digits), so that /contacts/lookup
+    # and anything else is never taken for one.
+    register_url_convertor("contact", ContactKey())
 
     def document(status: ContactStatus) -> s.ContactOut:
         sendable = adieu.policy.sendable_by_topic(status.state)
@@ -212,7 +218,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
             )
         return digest, address
 
-    @api.get("/contacts/{contact}", dependencies=read, tags=["contacts"])
+    @api.get("/contacts/{contact:contact}", dependencies=read, tags=["contacts"])
     async def contact(contact: contact_key) -> s.ContactOut:
         """State and full history: when, how, through which door, what was shown
         (the proof of consent and of its withdrawal)."""
@@ -231,7 +237,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
             event_id=outcome.event_id,
         )
 
-    @api.post("/contacts/{contact}/unsubscribe", dependencies=write, tags=["contacts"])
+    @api.post("/contacts/{contact:contact}/unsubscribe", dependencies=write, tags=["contacts"])
     async def unsubscribe(contact: contact_key, body: s.ChangeRequest | None = None) -> s.ChangeOut:
         """Stop marketing (all, or one topic). Repeating it changes nothing."""
         body = body or s.ChangeRequest()
@@ -259,7 +265,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
 
         return change(await run_in_threadpool(run))
 
-    @api.post("/contacts/{contact}/resubscribe", dependencies=write, tags=["contacts"])
+    @api.post("/contacts/{contact:contact}/resubscribe", dependencies=write, tags=["contacts"])
     async def resubscribe(contact: contact_key, body: s.ChangeRequest | None = None) -> s.ChangeOut:
         """Undo an unsubscribe (never a hard bounce). Only for someone who asked."""
         body = body or s.ChangeRequest()
@@ -278,7 +284,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
 
         return change(await run_in_threadpool(run))
 
-    @api.delete("/contacts/{contact}", dependencies=write, tags=["contacts"])
+    @api.delete("/contacts/{contact:contact}", dependencies=write, tags=["contacts"])
     async def erase(contact: contact_key) -> s.ChangeOut:
         """GDPR erasure: the address and free text go; the keyed-hash
         suppression stays, so the address can never be mailed again."""
@@ -414,7 +420,8 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
     @api.get("/events", dependencies=read, tags=["events"])
     async def events(
         after: Annotated[
-            str | None, Query(max_length=40, description="From the last page's next.")
+            str | None,
+            Query(pattern=r"^[0-9]{0,18}$", description="The last page's next (empty: start)."),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         type: Annotated[list[str] | None, Query(max_length=20)] = None,
@@ -428,7 +435,11 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
     @api.get("/stats", dependencies=read, tags=["events"])
     async def stats(
         since: Annotated[
-            str | None, Query(max_length=10, description="YYYY-MM-DD (default: 30 days ago)")
+            str | None,
+            Query(
+                pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                description="YYYY-MM-DD (default: 30 days ago)",
+            ),
         ] = None,
     ) -> dict[str, Any]:
         """The report: sends, unsubscribes by channel, complaint and bounce
@@ -525,6 +536,16 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
         return s.ReplayOut(replayed=await run_in_threadpool(run))
 
     return api
+
+
+class ContactKey(Convertor[str]):
+    regex = "[0-9a-f]{64}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
 
 
 def _cursor(after: str | None) -> int:

@@ -97,6 +97,13 @@ class Authenticator:
     async def verify(self, secret: str | None, client: str) -> ApiKey:
         """The key behind ``secret``, or an ``ApiError`` (401, or 429 when this
         client has failed too often lately)."""
+        if not secret:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "This needs an API key: send Authorization: Bearer adieu_…",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         wait = self.limiter.retry_after(client)
         if wait is not None:
             raise ApiError(
@@ -104,13 +111,6 @@ class Authenticator:
                 "too_many_failures",
                 "Too many attempts with a wrong API key. Please wait a little.",
                 headers={"Retry-After": str(wait)},
-            )
-        if not secret:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "This needs an API key: send Authorization: Bearer adieu_…",
-                headers={"WWW-Authenticate": "Bearer"},
             )
         cached = self._cache.get(secret)
         if cached is not None and time.monotonic() - cached[0] < _CACHE_S:

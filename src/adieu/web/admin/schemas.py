@@ -203,7 +203,7 @@ class ChangeOut(BaseModel):
 
 
 class TopicIn(Strict):
-    key: str = Field(min_length=1, max_length=64, examples=["news"])
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", examples=["news"])
     name: str = Field(min_length=1, max_length=200, examples=["News"])
     description: str = Field(default="", max_length=2000)
     default_opt_in: bool = Field(
@@ -238,17 +238,34 @@ class EventPage(BaseModel):
     next: str | None = Field(description="Pass as ?after= for the next page; None at the end.")
 
 
+EventType = Literal[
+    "*",
+    "unsubscribe",
+    "resubscribe",
+    "preferences",
+    "reason",
+    "complaint",
+    "hard_bounce",
+    "soft_bounce",
+    "suppress",
+    "erase",
+    "not_spam",
+    "rejection",
+]
+URL = r"^https?://[^\s/?#]+([/?#]\S*)?$"
+
+
 class WebhookIn(Strict):
-    url: str = Field(max_length=2000, examples=["https://crm.example.com/adieu"])
-    event_types: list[str] = Field(
+    url: str = Field(max_length=2000, pattern=URL, examples=["https://crm.example.com/adieu"])
+    event_types: list[EventType] = Field(
         default=["*"], min_length=1, max_length=20, examples=[["unsubscribe", "complaint"]]
     )
     description: str = Field(default="", max_length=200)
 
 
 class WebhookPatch(Strict):
-    url: str | None = Field(default=None, max_length=2000)
-    event_types: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    url: str | None = Field(default=None, max_length=2000, pattern=URL)
+    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=20)
     description: str | None = Field(default=None, max_length=200)
     active: bool | None = None
 
