@@ -6,7 +6,7 @@ from importlib import resources
 import pytest
 from babel.messages.pofile import read_po
 
-from adieu.i18n import CLI, PAGES, available, catalog, extract, gettext, negotiate
+from adieu.i18n import ADMIN, CLI, PAGES, available, catalog, extract, gettext, negotiate
 
 LANGUAGES = ("en", "sv", "de", "fr", "es", "it", "nl", "pt", "pl", "ja")
 
@@ -16,7 +16,7 @@ def _template(domain: str) -> set[str]:
         return {m.id for m in read_po(fh) if m.id}
 
 
-@pytest.mark.parametrize("domain", [PAGES, CLI])
+@pytest.mark.parametrize("domain", [PAGES, CLI, ADMIN])
 def test_message_templates_are_current(domain: str) -> None:
     """`python -m adieu.i18n` regenerates them; translators work from them."""
     assert set(extract(domain)) == _template(domain)

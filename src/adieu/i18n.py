@@ -1,9 +1,9 @@
 """Translation catalogs (Babel ``.po`` files, read at start; no compile step).
 
-Two domains: ``messages`` holds every word a recipient sees (pages, the
-link in the mail) and
-is complete in every shipped language (a test checks this); ``cli`` holds the
-operator's command-line output. The source language is English: a message
+Three domains: ``messages`` holds every word a recipient sees (pages, the
+link in the mail) and is complete in every shipped language (a test checks
+this); ``cli`` holds the operator's command-line output and ``admin`` the
+dashboard and the API's messages (English for now). The source language is English: a message
 without a translation shows its English text. Catalogs live in
 ``adieu/locale/<lang>/LC_MESSAGES/<domain>.po``; the templates
 ``adieu/locale/<domain>.pot`` are extracted from the code with
@@ -22,15 +22,21 @@ from babel.messages.pofile import read_po
 SOURCE_LOCALE = "en"
 PAGES = "messages"
 CLI = "cli"
+ADMIN = "admin"
 
 _ROOT = Path(__file__).parent
 _METHODS = {
     PAGES: [
+        ("web/admin/**", "ignore"),
         ("web/**.py", "python"),
         ("mail/**.py", "python"),
         ("web/templates/**.html", "jinja2.ext:babel_extract"),
     ],
     CLI: [("web/**", "ignore"), ("mail/**", "ignore"), ("**.py", "python")],
+    ADMIN: [
+        ("web/admin/**.py", "python"),
+        ("web/admin/templates/**.html", "jinja2.ext:babel_extract"),
+    ],
 }
 
 
@@ -68,6 +74,12 @@ def gettext(message: str, locale: str = SOURCE_LOCALE, domain: str = PAGES) -> s
 def _(message: str) -> str:
     """Mark and translate a message of the command line (``cli`` domain)."""
     return gettext(message, SOURCE_LOCALE, CLI)
+
+
+def admin_text(message: str) -> str:
+    """Mark and translate a message of the operator's side (``admin`` domain:
+    the dashboard and the API's error messages)."""
+    return gettext(message, SOURCE_LOCALE, ADMIN)
 
 
 def negotiate(*candidates: str | None, default: str = SOURCE_LOCALE) -> str:
@@ -123,5 +135,5 @@ def write_template(domain: str) -> int:
 if __name__ == "__main__":
     import sys
 
-    for name in (PAGES, CLI):
+    for name in (PAGES, CLI, ADMIN):
         sys.stdout.write(f"{name}: {write_template(name)} messages\n")

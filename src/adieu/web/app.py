@@ -35,8 +35,17 @@ from adieu.ledger import Channel, ContactStatus, Frequency, Outcome
 from adieu.metrics import Exposition, LedgerCollector, Timed
 from adieu.service import Adieu
 from adieu.tokens import ALL, TokenPayload
+from adieu.web.admin import dashboard
 from adieu.web.admin.api import build_router
-from adieu.web.admin.auth import ApiError, Authenticator, bearer, client_of, error_response
+from adieu.web.admin.auth import (
+    INTERNAL_ERROR,
+    SCHEMA_MISMATCH,
+    ApiError,
+    Authenticator,
+    bearer,
+    client_of,
+    error_response,
+)
 from adieu.web.commit import GroupCommit, from_link
 from adieu.web.hooks import deliverer_for
 from adieu.web.oneclick import OneClick
@@ -106,6 +115,7 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     app.state.auth = auth
     api_router = build_router(adieu, auth)
     app.include_router(api_router)
+    dashboard.install(app, adieu, auth)
 
     @app.exception_handler(InvalidToken)
     async def invalid_token(request: Request, exc: InvalidToken) -> Response:
@@ -132,7 +142,10 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
             for e in exc.errors()[:50]
         ]
         return error_response(
-            422, "invalid_request", "The request does not match the API's schema.", details=details
+            422,
+            "invalid_request",
+            SCHEMA_MISMATCH,
+            details=details,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -157,9 +170,7 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Logged by the server; the caller gets no traceback.
         if _is_api(request):
-            return error_response(
-                500, "internal", "Something went wrong on our side. Please retry."
-            )
+            return error_response(500, "internal", INTERNAL_ERROR)
         return pages.render("error.html", pages.locale(request), status=500)
 
     # -- plumbing -------------------------------------------------------------

@@ -25,6 +25,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from adieu import bulk, report
 from adieu.addresses import canonical
 from adieu.errors import AdieuError
+from adieu.i18n import admin_text as _
 from adieu.ledger import Channel, ContactStatus, Outcome
 from adieu.ledger.apikeys import ApiKey
 from adieu.ledger.outbox import Letter, Webhook
@@ -70,7 +71,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
 
     async def writer(key: Annotated[ApiKey, Depends(caller)]) -> ApiKey:
         if key.read_only:
-            raise ApiError(403, "read_only", "This API key can only read.")
+            raise ApiError(403, "read_only", _("This API key can only read."))
         return key
 
     read = [Depends(caller)]
@@ -214,7 +215,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
             raise ApiError(
                 404,
                 "unknown_contact",
-                "No contact has this key. POST /api/v1/contacts/lookup gives an address's key.",
+                _("No contact has this key. POST /api/v1/contacts/lookup gives an address's key."),
             )
         return digest, address
 
@@ -248,7 +249,9 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
             if not found and body.address is not None:
                 address = canonical(body.address)
                 if adieu.hasher.hash(address) != digest:
-                    raise ApiError(400, "address_mismatch", "This address does not have this key.")
+                    raise ApiError(
+                        400, "address_mismatch", _("This address does not have this key.")
+                    )
             if address is None:
                 # Erased, or never seen: the keyed hash alone is enough to suppress.
                 return ledger.unsubscribe_hashed(
@@ -271,12 +274,12 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
         body = body or s.ChangeRequest()
 
         def run() -> Outcome:
-            _, address = known(contact)
+            _known, address = known(contact)
             if address is None:
                 raise ApiError(
                     409,
                     "erased",
-                    "This address was erased, so it cannot be subscribed again from here.",
+                    _("This address was erased, so it cannot be subscribed again from here."),
                 )
             return ledger.resubscribe(
                 address, body.topic or ALL, channel=Channel.API, campaign=body.campaign
@@ -291,7 +294,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
 
         def run() -> Outcome:
             digest = bytes.fromhex(contact)
-            _, address = ledger.address_of(digest)
+            _known, address = ledger.address_of(digest)
             return ledger.erase(address, channel=Channel.API, digest=digest)
 
         return change(await run_in_threadpool(run))
@@ -365,7 +368,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_IMPORT_BYTES:
-                    raise ApiError(413, "too_large", "Send at most 512 MiB per import.")
+                    raise ApiError(413, "too_large", _("Send at most 512 MiB per import."))
                 spool.write(chunk)
             spool.seek(0)
             text = io.TextIOWrapper(spool, encoding="utf-8-sig", errors="replace", newline="")
@@ -552,7 +555,7 @@ def _cursor(after: str | None) -> int:
     if after is None or after == "":
         return 0
     if not after.isdigit() or len(after) > 18:
-        raise ApiError(400, "bad_cursor", "The cursor must be the 'next' of an earlier page.")
+        raise ApiError(400, "bad_cursor", _("The cursor must be the 'next' of an earlier page."))
     return int(after)
 
 
@@ -562,7 +565,7 @@ def parse_since(value: str | None, now: datetime, default_days: int = 30) -> dat
     try:
         day = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
-        raise ApiError(400, "bad_date", "Give the date as YYYY-MM-DD.") from None
+        raise ApiError(400, "bad_date", _("Give the date as YYYY-MM-DD.")) from None
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 

@@ -15,11 +15,14 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from adieu.i18n import admin_text as _
 from adieu.ledger.apikeys import ApiKey, ApiKeys
 
 #: Wrong keys allowed per client address and window before it is refused (429).
 FAILURE_LIMIT = 10
 FAILURE_WINDOW_S = 60.0
+SCHEMA_MISMATCH = _("The request does not match the API's schema.")
+INTERNAL_ERROR = _("Something went wrong on our side. Please retry.")
 #: A verified key is trusted this long without asking the database again.
 _CACHE_S = 5.0
 
@@ -101,7 +104,7 @@ class Authenticator:
             raise ApiError(
                 401,
                 "unauthorized",
-                "This needs an API key: send Authorization: Bearer adieu_…",
+                _("This needs an API key: send Authorization: Bearer adieu_…"),
                 headers={"WWW-Authenticate": "Bearer"},
             )
         wait = self.limiter.retry_after(client)
@@ -109,7 +112,7 @@ class Authenticator:
             raise ApiError(
                 429,
                 "too_many_failures",
-                "Too many attempts with a wrong API key. Please wait a little.",
+                _("Too many attempts with a wrong API key. Please wait a little."),
                 headers={"Retry-After": str(wait)},
             )
         cached = self._cache.get(secret)
@@ -121,7 +124,7 @@ class Authenticator:
             raise ApiError(
                 401,
                 "unauthorized",
-                "This API key is not valid (or was revoked).",
+                _("This API key is not valid (or was revoked)."),
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         if len(self._cache) > 1000:

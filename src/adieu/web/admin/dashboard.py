@@ -1,0 +1,276 @@
+"""``/admin``: the operator's dashboard.
+
+Sign-in is with an API key (the same failed-attempt limit as the API). The
+session cookie holds the key's id, an expiry and an HMAC: it is HttpOnly,
+SameSite=Strict, limited to ``/admin``, and Secure whenever the service is
+reached over HTTPS. Every form carries a CSRF token bound to the session.
+Pages need no JavaScript; charts are SVG drawn here. Addresses are typed into
+forms (POST), never put in URLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import time
+from datetime import timedelta
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from adieu import report
+from adieu.addresses import mask
+from adieu.errors import AdieuError
+from adieu.i18n import admin_text as _
+from adieu.ledger.apikeys import ApiKey
+from adieu.service import Adieu
+from adieu.web.admin import charts
+from adieu.web.admin.auth import ApiError, Authenticator, client_of
+
+COOKIE = "adieu_admin"
+SESSION_S = 12 * 3600
+MAX_FORM = 16 * 1024
+
+
+class Sessions:
+    """Signed session values: ``<key id>.<expiry>.<mac>``."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = hmac.digest(secret, b"adieu admin session v1", "sha256")
+
+    def _mac(self, text: str) -> str:
+        digest = hmac.digest(self._key, text.encode(), "sha256")
+        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+
+    def issue(self, key_id: int, now: float | None = None) -> str:
+        text = f"{key_id}.{int((now or time.time()) + SESSION_S)}"
+        return f"{text}.{self._mac(text)}"
+
+    def key_id(self, value: str | None, now: float | None = None) -> int | None:
+        if not value or value.count(".") != 2:
+            return None
+        key_id, expiry, mac = value.split(".")
+        if not hmac.compare_digest(mac, self._mac(f"{key_id}.{expiry}")):
+            return None
+        if not (key_id.isdigit() and expiry.isdigit()) or int(expiry) < (now or time.time()):
+            return None
+        return int(key_id)
+
+    def csrf(self, value: str) -> str:
+        return self._mac("csrf:" + value)
+
+
+def _iso(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+
+def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
+    sessions = Sessions(adieu.keyring.hash_key)
+    root = resources.files("adieu") / "web" / "admin" / "templates"
+    env = Environment(loader=FileSystemLoader(str(root)), autoescape=select_autoescape(["html"]))
+    secure_site = adieu.settings.base_url.startswith("https://")
+
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        def translate(message: str, **values: Any) -> str:
+            text = _(message)
+            return text.format(**values) if values else text
+
+        html = env.get_template(name).render(
+            _=translate, sender=adieu.settings.sender_name, **context
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def session_key(request: Request) -> ApiKey | None:
+        key_id = sessions.key_id(request.cookies.get(COOKIE))
+        if key_id is None:
+            return None
+        try:
+            key = adieu.api_keys.get(key_id)
+        except AdieuError:
+            return None
+        return key if key.active else None
+
+    async def form_of(request: Request) -> dict[str, str]:
+        body = await request.body()
+        if len(body) > MAX_FORM:
+            raise ApiError(413, "too_large", _("That form is too large."))
+        return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=50))
+
+    def checked(request: Request, form: dict[str, str]) -> bool:
+        """The form came from our own page, in this session."""
+        value = request.cookies.get(COOKIE, "")
+        token = form.get("csrf", "")
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return False
+        return bool(value) and hmac.compare_digest(token, sessions.csrf(value))
+
+    def to_login() -> Response:
+        return RedirectResponse("/admin/login", status_code=303)
+
+    # -- sign in and out -------------------------------------------------------------
+
+    @app.get("/admin/login", include_in_schema=False)
+    async def login_page(request: Request) -> Response:
+        return render(request, "login.html", error=None)
+
+    @app.post("/admin/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await form_of(request)
+        try:
+            key = await auth.verify(form.get("key", "").strip(), client_of(request))
+        except ApiError as exc:
+            message = (
+                _("Too many attempts with a wrong key. Please wait a minute and try again.")
+                if exc.status == 429
+                else _("That key is not valid (or was revoked). Please check it and try again.")
+            )
+            return render(request, "login.html", status=exc.status, error=message)
+        response = RedirectResponse("/admin", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            sessions.issue(key.id),
+            max_age=SESSION_S,
+            path="/admin",
+            httponly=True,
+            secure=secure_site or request.url.scheme == "https",
+            samesite="strict",
+        )
+        return response
+
+    @app.post("/admin/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        form = await form_of(request)
+        response = RedirectResponse("/admin/login", status_code=303)
+        if checked(request, form):
+            response.delete_cookie(COOKIE, path="/admin")
+        return response
+
+    # -- the dashboard ------------------------------------------------------------------
+
+    def overview(since_days: int = 30) -> dict[str, Any]:
+        now = adieu.ledger.now()
+        built = report.build(adieu.stats, now - timedelta(days=since_days), now)
+        days = [d.day.isoformat()[5:] if d.day else "" for d in built.days]
+        channels = built.channels or ["one_click"]
+        unsubscribes = charts.stacked_bars(
+            _("Unsubscribes per day, by channel"),
+            days,
+            {c: [d.unsubscribes.get(c, 0) for d in built.days] for c in channels},
+            _("Stacked bars: one per day, one colour per channel."),
+        )
+        complaint = charts.lines(
+            _("Complaint rate per day"),
+            days,
+            {_("complaint rate"): [d.complaint_rate for d in built.days]},
+            _("A line of complaints per send, over bands for the 0.1 % goal and 0.3 % limit."),
+            bands=[
+                charts.Band(0, report.COMPLAINT_GOAL, _("ok, below 0.1 %"), "#238636"),
+                charts.Band(report.COMPLAINT_GOAL, report.COMPLAINT_LIMIT, _("watch"), "#9a6700"),
+                charts.Band(report.COMPLAINT_LIMIT, 1.0, _("breach, 0.3 % and above"), "#cf222e"),
+            ],
+        )
+        bounces = charts.lines(
+            _("Bounce rate per day"),
+            days,
+            {
+                _("hard bounces"): [d.hard_bounce_rate for d in built.days],
+                _("soft bounces"): [d.soft_bounce_rate for d in built.days],
+            },
+            _("Two lines: hard and soft bounces per send."),
+        )
+        reasons = charts.horizontal_bars(
+            _("Reasons given"),
+            [(r["text"] or r["choice"] or "-", r["count"]) for r in built.reasons],
+            _("Bars: how often each reason was given."),
+        )
+        hooks = adieu.outbox.webhooks()
+        backlog = [
+            {
+                "hook": h,
+                "letters": adieu.outbox.letters(webhook_id=h.id, limit=2000),
+            }
+            for h in hooks
+        ]
+        return {
+            "report": built,
+            "charts": {
+                "unsubscribes": unsubscribes,
+                "complaints": complaint,
+                "bounces": bounces,
+                "reasons": reasons,
+            },
+            "events": [
+                {**e, "shown": mask(e["address"]) if e["address"] else _("(erased)")}
+                for e in adieu.stats.latest_events(20)
+            ],
+            "backlog": backlog,
+            "dead": adieu.outbox.letters("dead", limit=50),
+            "inbound": adieu.ledger.review_items(20),
+            "when": _iso,
+        }
+
+    @app.get("/admin", include_in_schema=False)
+    async def dashboard(request: Request) -> Response:
+        key = await run_in_threadpool(session_key, request)
+        if key is None:
+            return to_login()
+        view = await run_in_threadpool(overview)
+        csrf = sessions.csrf(request.cookies.get(COOKIE, ""))
+        return render(request, "dashboard.html", key=key, csrf=csrf, contact=None, **view)
+
+    @app.post("/admin/contact", include_in_schema=False)
+    async def contact(request: Request) -> Response:
+        key = await run_in_threadpool(session_key, request)
+        if key is None:
+            return to_login()
+        form = await form_of(request)
+        csrf = sessions.csrf(request.cookies.get(COOKIE, ""))
+        if not checked(request, form):
+            return render(request, "expired.html", status=403)
+        address = form.get("address", "").strip()
+        try:
+            status = await run_in_threadpool(adieu.ledger.status, address)
+        except AdieuError:
+            return render(
+                request,
+                "contact.html",
+                status=400,
+                key=key,
+                csrf=csrf,
+                address=address,
+                status_=None,
+                error=_("That is not a valid email address."),
+                when=_iso,
+            )
+        decisions = adieu.policy.sendable_by_topic(status.state)
+        return render(
+            request,
+            "contact.html",
+            key=key,
+            csrf=csrf,
+            address=address,
+            status_=status,
+            decisions=decisions,
+            error=None,
+            when=_iso,
+        )
+
+    @app.post("/admin/webhooks/{webhook_id:int}/replay", include_in_schema=False)
+    async def replay(request: Request) -> Response:
+        key = await run_in_threadpool(session_key, request)
+        if key is None:
+            return to_login()
+        form = await form_of(request)
+        if not checked(request, form):
+            return render(request, "expired.html", status=403)
+        if key.read_only:
+            return render(request, "forbidden.html", status=403)
+        webhook_id = int(request.path_params["webhook_id"])
+        await run_in_threadpool(lambda: adieu.outbox.replay(webhook_id=webhook_id))
+        return RedirectResponse("/admin#webhooks", status_code=303)
