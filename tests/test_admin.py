@@ -8,7 +8,6 @@ from html.parser import HTMLParser
 
 import pytest
 
-from adieu.addresses import mask
 from adieu.ledger import Channel
 from adieu.service import Adieu
 from support import Client

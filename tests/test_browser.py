@@ -191,3 +191,75 @@ def test_every_language_works_end_to_end(server: Adieu, browser: Browser, langua
     page.context.close()
     assert not app.policy.is_sendable(address)
     _axe(browser, link.preferences_url, 375, f"preference center ({language})")
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_operator_signs_in_sees_the_charts_and_looks_up_a_contact(
+    server: Adieu, browser: Browser, width: int
+) -> None:
+    from datetime import timedelta
+
+    from adieu.ledger import Channel
+
+    ledger = server.ledger
+    now = ledger.now()
+    if not ledger.status("chart0@example.com").known:
+        for day in range(5):
+            at = now - timedelta(days=day)
+            ledger.record_sends(
+                [f"chart{i}@example.com" for i in range(200)], campaign=f"d{day}", at=at
+            )
+            for i in range(day + 1):
+                ledger.unsubscribe(f"chart{day}-{i}@example.com", channel=Channel.ONE_CLICK, at=at)
+            ledger.unsubscribe(f"mail{day}@example.com", channel=Channel.MAILTO, at=at)
+        ledger.record_complaint("chart1@example.com", campaign="d0")
+        ledger.add_reason(
+            "chart0-0@example.com", "too_many", choice="too_many", channel=Channel.LANDING_PAGE
+        )
+    _, key = server.api_keys.create(f"browser {width}")
+    base = server.settings.base
+    page = _page(browser, width, javascript=False)
+    page.goto(f"{base}/admin")
+    assert page.url.endswith("/admin/login")
+    page.fill("#key", "adieu_wrong")
+    page.click("button[type=submit]")
+    assert page.locator("[role=alert]").is_visible()
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    assert page.url.endswith("/admin")
+    charts = page.locator("svg.chart")
+    assert charts.count() == 4
+    for i in range(4):
+        box = charts.nth(i).bounding_box()
+        assert box is not None and box["width"] > 250 and box["height"] > 90
+    assert page.locator("svg.chart rect.bar").count() >= 5
+    assert page.locator("svg.chart rect.band").count() == 3
+    _shot(page, f"admin-dashboard-{width}")
+    page.fill("#address", "chart0-0@example.com")
+    page.click("#lookup button[type=submit]")
+    history = page.locator("#history tbody tr")
+    assert history.count() == 2
+    assert "one_click" in history.nth(0).inner_text()
+    assert "too_many" in history.nth(1).inner_text()
+    _shot(page, f"admin-contact-{width}")
+    cookies = page.context.cookies()
+    (session,) = [c for c in cookies if c["name"] == "adieu_admin"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    page.context.close()
+    if width == 1280:
+        axe_page = _page(browser, width, javascript=True)
+        axe_page.goto(f"{base}/admin/login")
+        axe_page.fill("#key", key)
+        axe_page.click("button[type=submit]")
+        axe_page.add_script_tag(content=AXE.read_text())
+        result: dict[str, Any] = axe_page.evaluate(
+            "async () => await axe.run(document, {runOnly: {type: 'tag', values: "
+            "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+        )
+        axe_page.context.close()
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['help']}"
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        assert not bad, "\n".join(bad)

@@ -90,18 +90,6 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.2f} %"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 _STATUS_STYLE = {"ok": "green", "watch": "yellow", "breach": "bold red", "unknown": "dim"}
 
 
@@ -193,9 +181,9 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
         honour.add_row(
             label,
             str(timing.count),
-            _duration(timing.p50),
-            _duration(timing.p99),
-            _duration(timing.max),
+            reports.format_duration(timing.p50),
+            reports.format_duration(timing.p99),
+            reports.format_duration(timing.max),
             str(timing.waiting),
             _("met") if timing.within_48_hours else f"[bold red]{_('missed')}[/]",
             _("met") if timing.within_10_business_days else f"[bold red]{_('missed')}[/]",

@@ -130,6 +130,19 @@ def _ordered(channels: dict[str, int]) -> dict[str, int]:
     return {c: channels[c] for c in [*known, *sorted(set(channels) - set(known))]}
 
 
+def format_duration(seconds: float | None) -> str:
+    """A duration as a person reads it: ms, s, min or h."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile of sorted ``values``."""
     rank = max(1, math.ceil(q * len(values)))

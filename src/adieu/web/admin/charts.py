@@ -118,7 +118,8 @@ def lines(
 ) -> str:
     """Lines over days, with optional threshold bands (complaint rate goal and limit)."""
     values = [v for s in series.values() for v in s if v is not None]
-    top = _nice(max([*values, *(b.high for b in bands if b.high < 1)], default=0) * 1.1)
+    highest = max([*values, *(b.high for b in bands if b.high < 1)], default=0)
+    top = _nice(highest * 1.1) if highest > 0 else (0.01 if percent else 1.0)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(labels))
 

@@ -170,9 +170,9 @@ def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
             {_("complaint rate"): [d.complaint_rate for d in built.days]},
             _("A line of complaints per send, over bands for the 0.1 % goal and 0.3 % limit."),
             bands=[
-                charts.Band(0, report.COMPLAINT_GOAL, _("ok, below 0.1 %"), "#238636"),
+                charts.Band(0, report.COMPLAINT_GOAL, _("below 0.1 %"), "#238636"),
                 charts.Band(report.COMPLAINT_GOAL, report.COMPLAINT_LIMIT, _("watch"), "#9a6700"),
-                charts.Band(report.COMPLAINT_LIMIT, 1.0, _("breach, 0.3 % and above"), "#cf222e"),
+                charts.Band(report.COMPLAINT_LIMIT, 1.0, _("0.3 % and above"), "#cf222e"),
             ],
         )
         bounces = charts.lines(
@@ -213,6 +213,7 @@ def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
             "dead": adieu.outbox.letters("dead", limit=50),
             "inbound": adieu.ledger.review_items(20),
             "when": _iso,
+            "duration": report.format_duration,
         }
 
     @app.get("/admin", include_in_schema=False)
