@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import smtplib
 import ssl
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dkim
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography import x509
@@ -387,6 +389,10 @@ def test_adieu_relay_command_with_two_workers(
     import sys
 
     port = free_port()
+    metrics_port = free_port()
+    while metrics_port + 1 == port:
+        metrics_port = free_port()
+    app.ledger.unsubscribe("left@example.org", channel=Channel.ONE_CLICK)
     env = adieu_env(app.settings, dkim_domain="example.com", dkim_selector="s1")
     proc = subprocess.Popen(
         [
@@ -400,6 +406,8 @@ def test_adieu_relay_command_with_two_workers(
             f"127.0.0.1:{sink[1].port}",
             "--workers",
             "2",
+            "--metrics",
+            f"127.0.0.1:{metrics_port}",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -410,11 +418,26 @@ def test_adieu_relay_command_with_two_workers(
         for i in range(6):
             with smtplib.SMTP("127.0.0.1", port) as client:
                 client.sendmail("news@example.com", [f"reader{i}@example.org"], MESSAGE)
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            refused = client.sendmail(
+                "news@example.com", ["left@example.org", "reader9@example.org"], MESSAGE
+            )
+        assert list(refused) == ["left@example.org"]
+        counted: dict[str, float] = {}
+        for worker in range(2):
+            wait_for_port(metrics_port + worker, proc)
+            text = httpx.get(f"http://127.0.0.1:{metrics_port + worker}/metrics").text
+            for decision, value in re.findall(
+                r'adieu_relay_decisions_total\{decision="([^"]+)"\} ([0-9.]+)', text
+            ):
+                counted[decision] = counted.get(decision, 0) + float(value)
+            assert "@" not in text
+        assert counted == {"delivered": 7.0, "refused:unsubscribed": 1.0}
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
-    assert len(sink[0].messages) == 6
+    assert len(sink[0].messages) == 7
     # the batched send records were written on the way out
     assert app.ledger.status("reader5@example.org").state.last_marketing_send_at is not None
 

@@ -635,6 +635,12 @@ def lint(message: Path, as_json: bool) -> None:
     show_default=True,
     help=_("Largest message accepted, in bytes."),
 )
+@click.option(
+    "--metrics",
+    "metrics_at",
+    default=None,
+    help=_("HOST:PORT for Prometheus metrics (worker N uses PORT + N)."),
+)
 @pass_app
 def relay(
     lazy: _Lazy,
@@ -647,6 +653,7 @@ def relay(
     tls_key: Path | None,
     workers: int,
     size_limit: int,
+    metrics_at: str | None,
 ) -> None:
     """Relay mail to UPSTREAM: refuse who has left, stamp and sign every copy."""
     import ssl
@@ -687,7 +694,15 @@ def relay(
     def make_handler() -> RelayHandler:
         return RelayHandler(Adieu(settings_for_workers), config)
 
-    run_relay(make_handler, host, port, tls=tls, size_limit=size_limit, workers=workers)
+    run_relay(
+        make_handler,
+        host,
+        port,
+        tls=tls,
+        size_limit=size_limit,
+        workers=workers,
+        metrics_at=parse_hostport(metrics_at, 9125) if metrics_at else None,
+    )
 
 
 EX_DATAERR, EX_TEMPFAIL = 65, 75  # sysexits.h: what a pipe transport understands

@@ -38,6 +38,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from adieu import metrics
 from adieu.errors import AdieuError, InvalidAddress, InvalidInput
 from adieu.mail.stamper import Stamper
 from adieu.policy import Category
@@ -64,6 +65,17 @@ def _fingerprint(envelope: Envelope) -> str:
     return digest.hexdigest()
 
 
+class DecisionCounts(Counter[str]):
+    """The relay's tallies (delivered, refused:REASON, …), mirrored into the
+    Prometheus counter ``adieu_relay_decisions_total`` as they grow."""
+
+    def __setitem__(self, key: str, value: int) -> None:
+        grown = value - self.get(key, 0)
+        super().__setitem__(key, value)
+        if grown > 0:
+            metrics.RELAY_DECISIONS.labels(key).inc(grown)
+
+
 @dataclass
 class RelayConfig:
     upstream: tuple[str, int]
@@ -74,7 +86,7 @@ class RelayConfig:
     user: str | None = None
     password: str | None = None
     upstream_timeout: float = 30.0
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=DecisionCounts)
 
 
 class RelayHandler:
@@ -415,16 +427,22 @@ def run_relay(
     tls: ssl.SSLContext | None = None,
     size_limit: int = 25 * 1024 * 1024,
     workers: int = 1,
+    metrics_at: tuple[str, int] | None = None,
 ) -> None:
     """Run the relay in ``workers`` processes sharing one listening socket.
 
     Stamping and signing are CPU work under one interpreter lock per process,
     so a busy relay uses more cores with more processes. Each process builds
     its own handler (database connections are never shared across a fork).
+    With ``metrics_at``, worker N serves Prometheus metrics on its port + N.
     """
     sock = socket.create_server((host, port), backlog=1024)
 
-    def run_one() -> None:
+    def run_one(index: int = 0) -> None:
+        if metrics_at is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_at[1] + index, addr=metrics_at[0], registry=metrics.REGISTRY)
         handler = make_handler()
         try:
             asyncio.run(serve_relay(handler, sock, tls=tls, size_limit=size_limit))
@@ -435,12 +453,12 @@ def run_relay(
         run_one()
         return
     children = []
-    for _ in range(workers):
+    for index in range(workers):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             status = 0
             try:
-                run_one()
+                run_one(index)
             except BaseException:
                 status = 1
             os._exit(status)
