@@ -187,8 +187,11 @@ def test_a_receiver_that_never_answers_well_ends_in_dead_letters_and_replay_work
     deliverer = Deliverer(adieu.outbox, max_attempts=1, timeout=1, first_delay=0.01)
 
     async def once() -> int:
-        async with httpx.AsyncClient(timeout=1) as client:
+        client = deliverer.poster()
+        try:
             return await deliverer.run_once(client)
+        finally:
+            client.close()
 
     try:
         assert asyncio.run(once()) == 2
@@ -214,13 +217,16 @@ def test_a_receiver_that_is_down_is_retried_later(adieu: Adieu) -> None:
     deliverer = Deliverer(adieu.outbox, max_attempts=5, timeout=1, first_delay=60)
 
     async def once() -> int:
-        async with httpx.AsyncClient(timeout=1) as client:
+        client = deliverer.poster()
+        try:
             return await deliverer.run_once(client)
+        finally:
+            client.close()
 
     assert asyncio.run(once()) == 1
     (letter,) = adieu.outbox.letters(webhook_id=hook.id)
     assert letter.state == "pending" and letter.attempts == 1
-    assert letter.last_error and "Connect" in letter.last_error
+    assert letter.last_error and "cannot connect" in letter.last_error
     assert letter.next_attempt_at > adieu.ledger.now()
     assert asyncio.run(once()) == 0, "not before its backoff is over"
 

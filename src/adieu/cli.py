@@ -167,8 +167,15 @@ def _when(value: datetime | None) -> str:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help=_("Interface to listen on."))
 @click.option("--port", default=8000, show_default=True, type=int, help=_("Port to listen on."))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help=_("Processes sharing the port (one core each)."),
+)
 @pass_app
-def serve(lazy: _Lazy, host: str, port: int) -> None:
+def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
     """Run the web service (landing page, one-click, preferences)."""
     import uvicorn
 
@@ -191,6 +198,21 @@ def serve(lazy: _Lazy, host: str, port: int) -> None:
             "Dashboard: http://{host}:{port}/admin (sign in with a key from: adieu apikey create)"
         ).format(host=host, port=port)
     )
+    if workers > 1:
+        # Each worker builds its own app from the environment (nothing opened
+        # here crosses into them); the links must name this server there too.
+        os.environ.setdefault("ADIEU_BASE_URL", app.settings.base_url)
+        app.close()
+        uvicorn.run(
+            "adieu.web.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     web = create_app(app)
     # Everything built so far lives as long as the process: keep it out of the
     # cyclic garbage collector's full passes, which otherwise show as latency

@@ -198,6 +198,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: A known contact for whom nothing holds (no suppression, pause or cap).
+_KNOWN_PLAIN = SendState(known=True)
+_REASON = {r.value: r for r in Reason}
+
 #: ``Connection.info`` key: the events written in the current transaction.
 _WRITTEN = "adieu_events_written"
 
@@ -1070,12 +1074,14 @@ class Ledger:
         self, digests: Sequence[bytes], topic: str | None = None
     ) -> dict[bytes, SendState]:
         """``send_state`` for many keyed hashes at once (the API's batch check):
-        one query per 1,000 addresses. Unknown addresses are left out."""
+        one query per 1,000 addresses, keys sorted so the index is walked in
+        order. Unknown addresses are left out."""
         scope = topic or ALL
         p = self._reads.paramstyle
-        found: dict[bytes, list[Any]] = {}
-        for start in range(0, len(digests), 1000):
-            part = list(digests[start : start + 1000])
+        wanted = sorted(set(digests))
+        grouped: dict[bytes, list[Any]] = {}
+        for start in range(0, len(wanted), 1000):
+            part = wanted[start : start + 1000]
             if self._sqlite:
                 where, params = f"IN ({', '.join([p] * len(part))})", (scope, scope, *part)
             else:
@@ -1089,19 +1095,30 @@ class Ledger:
                 f" WHERE c.address_hash {where}",
                 params,
             ):
-                found.setdefault(bytes(row[0]), []).append(row)
+                grouped.setdefault(bytes(row[0]), []).append(row)
         states: dict[bytes, SendState] = {}
-        for digest, rows in found.items():
-            frequency, paused_until, last_send = rows[0][1:4]
+        every = Frequency.EVERY.value
+        for digest, rows in grouped.items():
+            first = rows[0]
+            if (
+                len(rows) == 1
+                and first[4] is None
+                and first[7] is None
+                and first[1] == every
+                and first[2] is None
+                and first[3] is None
+            ):
+                states[digest] = _KNOWN_PLAIN  # the common case: nothing holds
+                continue
             states[digest] = SendState(
                 known=True,
                 suppressions=tuple(
-                    Suppression(r[4], Reason(r[5]), as_utc(r[6])) for r in rows if r[4] is not None
+                    Suppression(r[4], _REASON[r[5]], as_utc(r[6])) for r in rows if r[4] is not None
                 ),
                 subscribed_topics=frozenset(r[7] for r in rows if r[7] is not None),
-                frequency=Frequency(frequency),
-                paused_until=as_utc(paused_until),
-                last_marketing_send_at=as_utc(last_send),
+                frequency=Frequency(first[1]),
+                paused_until=as_utc(first[2]),
+                last_marketing_send_at=as_utc(first[3]),
             )
         return states
 

@@ -25,11 +25,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import httpx
-
 from adieu import __version__, metrics
 from adieu.ledger.outbox import Delivery, Outbox
 from adieu.service import Adieu
+from adieu.web.post import Poster, PostError
 
 log = logging.getLogger("adieu.webhooks")
 MAX_DELAY_S = 3600.0
@@ -73,14 +72,14 @@ class Deliverer:
         self.delivered = 0
         self.failed = 0
 
+    def poster(self) -> Poster:
+        return Poster(timeout=self.timeout, user_agent=f"Adieu/{__version__} (webhooks)")
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set (or forever)."""
         stop = stop or asyncio.Event()
-        async with httpx.AsyncClient(
-            timeout=self.timeout,
-            follow_redirects=False,
-            headers={"User-Agent": f"Adieu/{__version__} (webhooks)"},
-        ) as client:
+        client = self.poster()
+        try:
             while not stop.is_set():
                 try:
                     done = await self.run_once(client)
@@ -90,8 +89,10 @@ class Deliverer:
                 if done == 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.poll)
+        finally:
+            client.close()
 
-    async def run_once(self, client: httpx.AsyncClient) -> int:
+    async def run_once(self, client: Poster) -> int:
         """Claim one batch and try each of it; the number tried."""
         claimed = await asyncio.to_thread(self.outbox.claim, self.batch, self.lease)
         if not claimed:
@@ -134,7 +135,7 @@ class Deliverer:
         metrics.WEBHOOK_DELIVERIES.labels("dead").inc(sum(1 for f in failures if f[2] is None))
 
     async def _post(
-        self, client: httpx.AsyncClient, delivery: Delivery, results: dict[int, str | None]
+        self, client: Poster, delivery: Delivery, results: dict[int, str | None]
     ) -> None:
         body = json.dumps(
             {**delivery.event, "webhook_id": delivery.webhook_id, "delivery_id": delivery.id},
@@ -150,17 +151,14 @@ class Deliverer:
         }
         async with self._limit:
             try:
-                response = await client.post(delivery.url, content=body, headers=headers)
-            except httpx.TimeoutException:
+                status = await client.post(delivery.url, body, headers)
+            except TimeoutError:
                 results[delivery.id] = "timed out"
                 return
-            except httpx.HTTPError as exc:
-                results[delivery.id] = f"{type(exc).__name__}: {exc}"[:500]
+            except PostError as exc:
+                results[delivery.id] = str(exc)[:500]
                 return
-        if 200 <= response.status_code < 300:
-            results[delivery.id] = None
-        else:
-            results[delivery.id] = f"HTTP {response.status_code}"
+        results[delivery.id] = None if 200 <= status < 300 else f"HTTP {status}"
 
 
 def deliverer_for(adieu: Adieu) -> Deliverer:

@@ -9,11 +9,11 @@ which ``POST /contacts/lookup`` gives for an address.
 # signatures at run time, and they name objects local to ``build_router``.
 
 import io
-import json
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from itertools import islice
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
@@ -570,14 +570,21 @@ def parse_since(value: str | None, now: datetime, default_days: int = 30) -> dat
 
 
 def _check_json(addresses: list[str], decisions: list[Decision]) -> bytes:
-    allowed = sum(1 for d in decisions if d.allowed)
-    results = []
+    """The /check answer, written directly: at 1,000 results per call this is
+    several times faster than building dictionaries for the JSON encoder."""
+    allowed = 0
+    parts = []
     for address, d in zip(addresses, decisions, strict=True):
-        item: dict[str, Any] = {"address": address, "allowed": d.allowed, "reason": d.reason}
+        quoted = _quote(address)
+        if d.allowed:
+            allowed += 1
+            parts.append(f'{{"address":{quoted},"allowed":true,"reason":"ok"}}')
+            continue
+        extra = ""
         if d.since is not None:
-            item["since"] = d.since.isoformat()
+            extra += f',"since":"{d.since.isoformat()}"'
         if d.until is not None:
-            item["until"] = d.until.isoformat()
-        results.append(item)
-    body = {"allowed": allowed, "refused": len(decisions) - allowed, "results": results}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            extra += f',"until":"{d.until.isoformat()}"'
+        parts.append(f'{{"address":{quoted},"allowed":false,"reason":"{d.reason}"{extra}}}')
+    head = f'{{"allowed":{allowed},"refused":{len(decisions) - allowed},"results":['
+    return (head + ",".join(parts) + "]}").encode("ascii")
