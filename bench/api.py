@@ -114,8 +114,8 @@ def bench_check(
     try:
         wait_for_port(port)
         time.sleep(1.0)  # both workers up
-        wrk_check(port, bodies, key, 2, 4)  # warm
-        result = wrk_check(port, bodies, key, seconds, 4)
+        wrk_check(port, bodies, key, 2, 8)  # warm
+        result = wrk_check(port, bodies, key, seconds, 8)
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -144,7 +144,7 @@ def bench_check(
             f" p99 {result['p99']:.1f} ms)",
             f"adieu filter {n_listed / t_filter:,.0f} addresses/s"
             f" ({t_filter:.2f} s for {n_listed:,})",
-            f"serve --workers 2, wrk 4 connections; every answer read from the ledger at call"
+            f"serve --workers 2, wrk 8 connections; every answer read from the ledger at call"
             f" time (setup {load:.0f} s)",
         )
     ]

@@ -130,6 +130,9 @@ def fill_ledger(app: Adieu, suppressed: list[str], plain: list[str]) -> float:
                     for a in plain[start_at : start_at + 20000]
                 ],
             )
+    if app.engine.dialect.name == "postgresql":  # the contacts above bypassed the import
+        with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE contacts")
     return time.perf_counter() - start
 
 

@@ -179,6 +179,7 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
     """Run the web service (landing page, one-click, preferences)."""
     import uvicorn
 
+    from adieu.processes import check_free, listening_socket, run_workers
     from adieu.web.app import create_app
 
     app = lazy.app
@@ -198,20 +199,22 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
             "Dashboard: http://{host}:{port}/admin (sign in with a key from: adieu apikey create)"
         ).format(host=host, port=port)
     )
+    check_free(host, port)
     if workers > 1:
-        # Each worker builds its own app from the environment (nothing opened
-        # here crosses into them); the links must name this server there too.
-        os.environ.setdefault("ADIEU_BASE_URL", app.settings.base_url)
+        # Each worker builds its own app (nothing opened here crosses a fork)
+        # and listens on its own socket of the shared port.
+        settings = app.settings
         app.close()
-        uvicorn.run(
-            "adieu.web.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            access_log=False,
-        )
+
+        def run_one(index: int) -> None:
+            sock = listening_socket(host, port, shared=True)
+            web = create_app(Adieu(settings))
+            gc.collect()
+            gc.freeze()
+            config = uvicorn.Config(web, log_level="warning", access_log=False)
+            uvicorn.Server(config).run(sockets=[sock])
+
+        run_workers(workers, run_one)
         return
     web = create_app(app)
     # Everything built so far lives as long as the process: keep it out of the

@@ -18,7 +18,7 @@ from adieu import report as reports
 from adieu.cli import _Lazy, _table, _when, err, main, out, pass_app
 from adieu.errors import InvalidInput
 from adieu.i18n import _
-from adieu.ledger.outbox import DEAD, EVENT_TYPES
+from adieu.ledger.outbox import DEAD, EVENT_TYPES, PENDING
 
 # -- API keys -----------------------------------------------------------------
 
@@ -224,15 +224,16 @@ def webhooks_list(lazy: _Lazy) -> None:
     """Receivers, with what waits and what died."""
     app = lazy.app
     table = _table(_("Id"), "URL", _("Events"), _("Active"), _("Waiting"), _("Dead letters"))
+    counts = app.outbox.counts()
     for hook in app.outbox.webhooks():
-        letters = app.outbox.letters(webhook_id=hook.id, limit=100_000)
+        states = counts.get(hook.id, {})
         table.add_row(
             str(hook.id),
             hook.url,
             ", ".join(hook.event_types),
             _("yes") if hook.active else _("no"),
-            str(sum(1 for x in letters if x.state == "pending")),
-            str(sum(1 for x in letters if x.state == DEAD)),
+            str(states.get(PENDING, 0)),
+            str(states.get(DEAD, 0)),
         )
     out.print(table)
 

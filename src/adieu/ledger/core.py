@@ -1083,18 +1083,33 @@ class Ledger:
         for start in range(0, len(wanted), 1000):
             part = wanted[start : start + 1000]
             if self._sqlite:
-                where, params = f"IN ({', '.join([p] * len(part))})", (scope, scope, *part)
+                source = "contacts c"
+                where = f" WHERE c.address_hash IN ({', '.join([p] * len(part))})"
+                keys: tuple[Any, ...] = tuple(part)
+            else:  # one index probe per key, whatever the planner's statistics say
+                source = f"unnest({p}::bytea[]) AS k(h) JOIN contacts c ON c.address_hash = k.h"
+                where = ""
+                keys = (part,)
+            if scope == ALL:  # no topic: no subscription to look for
+                sql = (
+                    "SELECT c.address_hash, c.frequency, c.paused_until,"
+                    " c.last_marketing_send_at, s.scope, s.reason, s.since, NULL"
+                    f" FROM {source}"
+                    " LEFT JOIN suppressions s ON s.contact_id = c.id AND s.scope = 'all'"
+                    f"{where}"
+                )
+                params = keys
             else:
-                where, params = f"= ANY({p})", (scope, scope, part)
-            for row in self._reads.fetchall(
-                "SELECT c.address_hash, c.frequency, c.paused_until, c.last_marketing_send_at,"
-                " s.scope, s.reason, s.since, sub.topic"
-                " FROM contacts c"
-                f" LEFT JOIN suppressions s ON s.contact_id = c.id AND s.scope IN ('all', {p})"
-                f" LEFT JOIN subscriptions sub ON sub.contact_id = c.id AND sub.topic = {p}"
-                f" WHERE c.address_hash {where}",
-                params,
-            ):
+                sql = (
+                    "SELECT c.address_hash, c.frequency, c.paused_until,"
+                    " c.last_marketing_send_at, s.scope, s.reason, s.since, sub.topic"
+                    f" FROM {source}"
+                    f" LEFT JOIN suppressions s ON s.contact_id = c.id AND s.scope IN ('all', {p})"
+                    f" LEFT JOIN subscriptions sub ON sub.contact_id = c.id AND sub.topic = {p}"
+                    f"{where}"
+                )
+                params = (*keys, scope, scope) if not self._sqlite else (scope, scope, *keys)
+            for row in self._reads.fetchall(sql, params):
                 grouped.setdefault(bytes(row[0]), []).append(row)
         states: dict[bytes, SendState] = {}
         every = Frequency.EVERY.value
@@ -1303,6 +1318,13 @@ class Ledger:
                 batch = []
         if batch:
             self._import_batch(batch, result, channel, source)
+        if result.added >= 10_000 and not self._sqlite:
+            # Fresh planner statistics: with the old ones PostgreSQL may think
+            # the suppressions are a handful and hash all of them for every
+            # batch check (measured: 180 ms instead of 9 ms per 1,000 addresses).
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE contacts")
+                conn.exec_driver_sql("ANALYZE suppressions")
         return result
 
     def _import_batch(

@@ -352,6 +352,18 @@ class Outbox:
             oldest_pending_at=t.as_utc(oldest) if oldest is not None else None,
         )
 
+    def counts(self) -> dict[int, dict[str, int]]:
+        """Deliveries per webhook and state."""
+        found: dict[int, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for hook, state, n in conn.execute(
+                select(t.outbox.c.webhook_id, t.outbox.c.state, func.count()).group_by(
+                    t.outbox.c.webhook_id, t.outbox.c.state
+                )
+            ):
+                found.setdefault(int(hook), {})[str(state)] = int(n)
+        return found
+
     def letters(
         self, state: str | None = None, *, webhook_id: int | None = None, limit: int = 100
     ) -> list[Letter]:

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
-import os
 import queue
 import re
 import signal
@@ -42,6 +41,7 @@ from adieu import metrics
 from adieu.errors import AdieuError, InvalidAddress, InvalidInput
 from adieu.mail.stamper import Stamper
 from adieu.policy import Category
+from adieu.processes import check_free, listening_socket, run_workers
 from adieu.service import Adieu
 from adieu.tokens import ALL
 
@@ -436,45 +436,23 @@ def run_relay(
     its own handler (database connections are never shared across a fork).
     With ``metrics_at``, worker N serves Prometheus metrics on its port + N.
     """
-    sock = socket.create_server((host, port), backlog=1024)
+    shared = workers > 1
+    check_free(host, port)
 
-    def run_one(index: int = 0) -> None:
+    def run_one(index: int) -> None:
         if metrics_at is not None:
             from prometheus_client import start_http_server
 
             start_http_server(metrics_at[1] + index, addr=metrics_at[0], registry=metrics.REGISTRY)
+        sock = listening_socket(host, port, shared=shared)
         handler = make_handler()
         try:
             asyncio.run(serve_relay(handler, sock, tls=tls, size_limit=size_limit))
         finally:
             handler.close()
+            sock.close()
 
-    if workers <= 1 or not hasattr(os, "fork"):
-        run_one()
-        return
-    children = []
-    for index in range(workers):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            status = 0
-            try:
-                run_one(index)
-            except BaseException:
-                status = 1
-            os._exit(status)
-        children.append(pid)
-
-    def forward(signum: int, frame: object) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for pid in children:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-    sock.close()
+    run_workers(workers, run_one)
 
 
 def parse_hostport(value: str, default_port: int) -> tuple[str, int]:

@@ -9,7 +9,6 @@ an email about what was done (R13).
 from __future__ import annotations
 
 import asyncio
-import gc
 import mimetypes
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -444,8 +443,5 @@ def _code(exc: AdieuError) -> str:
 
 
 def app_from_environment() -> FastAPI:
-    """The app with settings from the environment (``uvicorn --factory``, workers)."""
-    app = create_app(Adieu())
-    gc.collect()
-    gc.freeze()  # as in ``adieu serve``: keeps full collections off the hot path
-    return app
+    """The app with settings from the environment (``uvicorn --factory``)."""
+    return create_app(Adieu())

@@ -189,14 +189,8 @@ def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
             [(r["text"] or r["choice"] or "-", r["count"]) for r in built.reasons],
             _("Bars: how often each reason was given."),
         )
-        hooks = adieu.outbox.webhooks()
-        backlog = [
-            {
-                "hook": h,
-                "letters": adieu.outbox.letters(webhook_id=h.id, limit=2000),
-            }
-            for h in hooks
-        ]
+        counts = adieu.outbox.counts()
+        backlog = [{"hook": h, "counts": counts.get(h.id, {})} for h in adieu.outbox.webhooks()]
         return {
             "report": built,
             "charts": {
