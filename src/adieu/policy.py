@@ -166,13 +166,27 @@ class Policy:
             except AdieuError:
                 digests.append(None)
         states = self.ledger.send_states([d for d in digests if d is not None], scope)
+        # States shared by many addresses (unknown, known with nothing holding)
+        # are decided once.
+        decided: dict[int, Decision] = {}
         unknown = decide(SendState(known=False), topic_obj, kind, at)
-        return [
-            INVALID_ADDRESS
-            if d is None
-            else (decide(states[d], topic_obj, kind, at) if d in states else unknown)
-            for d in digests
-        ]
+        results = []
+        for d in digests:
+            if d is None:
+                results.append(INVALID_ADDRESS)
+                continue
+            state = states.get(d)
+            if state is None:
+                results.append(unknown)
+                continue
+            key = id(state)
+            found = decided.get(key)
+            if found is None:
+                found = decide(state, topic_obj, kind, at)
+                if not state.suppressions:
+                    decided[key] = found
+            results.append(found)
+        return results
 
     def sendable_by_topic(
         self, state: SendState, at: datetime | None = None

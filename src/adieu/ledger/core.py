@@ -1117,13 +1117,20 @@ class Ledger:
             first = rows[0]
             if (
                 len(rows) == 1
-                and first[4] is None
                 and first[7] is None
                 and first[1] == every
                 and first[2] is None
                 and first[3] is None
             ):
-                states[digest] = _KNOWN_PLAIN  # the common case: nothing holds
+                # The common cases: nothing holds, or one suppression does.
+                states[digest] = (
+                    _KNOWN_PLAIN
+                    if first[4] is None
+                    else SendState(
+                        known=True,
+                        suppressions=(Suppression(first[4], _REASON[first[5]], as_utc(first[6])),),
+                    )
+                )
                 continue
             states[digest] = SendState(
                 known=True,
