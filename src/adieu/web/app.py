@@ -114,8 +114,6 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     auth = Authenticator(adieu.api_keys)
     app.state.auth = auth
     api_router = build_router(adieu, auth)
-    app.include_router(api_router)
-    dashboard.install(app, adieu, auth)
 
     @app.exception_handler(InvalidToken)
     async def invalid_token(request: Request, exc: InvalidToken) -> Response:
@@ -377,6 +375,10 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
         described = [_describe(change, names, locale, pages) for change in changes]
         return pages.render("preferences.html", locale, changes=described, **view, **ctx)
 
+    # The operator's routes go after the public pages: a request is matched
+    # against routes in order, and the pages are what every recipient hits.
+    app.include_router(api_router)
+    dashboard.install(app, adieu, auth)
     return app
 
 
