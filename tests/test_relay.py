@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import re
@@ -464,4 +465,10 @@ def test_fast_path_parsing_equals_aiosmtpd(arg: str) -> None:
     from adieu.smtp.relay import RelaySMTP
 
     handler = object()
-    assert RelaySMTP(handler)._getaddr(arg) == SMTP(handler)._getaddr(arg)
+    # aiosmtpd makes an event loop when given none: give one, and close it.
+    loop = asyncio.new_event_loop()
+    try:
+        ours = RelaySMTP(handler, loop=loop)._getaddr(arg)
+        assert ours == SMTP(handler, loop=loop)._getaddr(arg)
+    finally:
+        loop.close()
