@@ -224,10 +224,13 @@ class Outbox:
             .order_by(o.c.id)
             .limit(limit)
         )
-        with self._writer.begin() as conn:
+        # Looking needs no write lock (an idle deliverer must not contend with
+        # the pages' commits); the conditional UPDATE below re-checks each row.
+        with self.engine.connect() as conn:
             candidates = [int(i) for i in conn.execute(query).scalars()]
-            if not candidates:
-                return []
+        if not candidates:
+            return []
+        with self._writer.begin() as conn:
             # Conditional: a concurrent deliverer that leased a row first wins it.
             taken = [
                 int(i)
