@@ -169,3 +169,16 @@ def test_complaint_thresholds_and_business_days() -> None:
     assert complaint_status(1, 0) == "unknown"
     friday = datetime(2026, 11, 27, 12, tzinfo=UTC)
     assert add_business_days(friday, 10) == datetime(2026, 12, 11, 12, tzinfo=UTC)
+
+
+def test_old_delivery_records_are_pruned_and_pending_ones_never(adieu: Adieu) -> None:
+    adieu.outbox.create_webhook("https://crm.example/hook")
+    adieu.ledger.unsubscribe("a@example.com", channel=Channel.ONE_CLICK)
+    adieu.ledger.unsubscribe("b@example.com", channel=Channel.ONE_CLICK)
+    first, _ = adieu.outbox.claim(limit=10)
+    adieu.outbox.delivered([first.id])
+    assert adieu.outbox.prune(timedelta(days=1)) == 0, "delivered just now: kept"
+    assert adieu.outbox.prune(timedelta(seconds=-1)) == 1, "older than the cutoff: gone"
+    (left,) = adieu.outbox.letters()
+    assert left.state == PENDING
+    assert len(adieu.stats.events()) == 2, "the events themselves stay"

@@ -117,6 +117,12 @@ class Settings(BaseSettings):
         description="First retry delay in seconds; it doubles per attempt (with jitter, "
         "at most an hour).",
     )
+    webhook_keep_days: int = Field(
+        default=90,
+        ge=1,
+        description="Days delivered webhook records are kept (the report's time to honour "
+        "reads them); the events themselves stay.",
+    )
     webhook_deliverer: bool = Field(
         default=True,
         description="Run the webhook deliverer inside adieu serve (or run adieu webhooks run).",

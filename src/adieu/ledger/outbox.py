@@ -335,6 +335,18 @@ class Outbox:
             )
         return int(result.rowcount)
 
+    def prune(self, older_than: timedelta) -> int:
+        """Forget delivered rows older than ``older_than`` (the event itself
+        stays in the ledger; only its delivery record goes)."""
+        cutoff = self._clock() - older_than
+        with self._writer.begin() as conn:
+            result = conn.execute(
+                delete(t.outbox).where(
+                    t.outbox.c.state == DELIVERED, t.outbox.c.delivered_at < cutoff
+                )
+            )
+        return int(result.rowcount)
+
     # -- watching -------------------------------------------------------------
 
     def backlog(self) -> Backlog:

@@ -58,6 +58,7 @@ class Deliverer:
         concurrency: int = 32,
         poll: float = 0.5,
         lease: timedelta = timedelta(seconds=60),
+        keep: timedelta | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.outbox = outbox
@@ -67,6 +68,8 @@ class Deliverer:
         self.batch = batch
         self.poll = poll
         self.lease = lease
+        self.keep = keep
+        self._pruned_at = 0.0
         self._clock = clock or outbox._clock
         self._limit = asyncio.Semaphore(concurrency)
         self.delivered = 0
@@ -83,6 +86,7 @@ class Deliverer:
             while not stop.is_set():
                 try:
                     done = await self.run_once(client)
+                    await self._prune_now_and_then()
                 except Exception:  # the database went away: keep going, slowly
                     log.exception("webhook delivery round failed")
                     done = 0
@@ -116,6 +120,12 @@ class Deliverer:
             untried = [d.id for d in claimed if d.id not in results]
             await asyncio.to_thread(self._record, ok, failures, untried)
         return len(claimed)
+
+    async def _prune_now_and_then(self) -> None:
+        if self.keep is None or time.monotonic() - self._pruned_at < 3600:
+            return
+        self._pruned_at = time.monotonic()
+        await asyncio.to_thread(self.outbox.prune, self.keep)
 
     def _record(
         self,
@@ -171,4 +181,5 @@ def deliverer_for(adieu: Adieu) -> Deliverer:
         # Long enough for a slow receiver; short enough that deliveries held by
         # a deliverer that died are taken up again soon.
         lease=timedelta(seconds=3 * settings.webhook_timeout + 1),
+        keep=timedelta(days=settings.webhook_keep_days),
     )
