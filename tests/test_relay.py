@@ -472,3 +472,130 @@ def test_fast_path_parsing_equals_aiosmtpd(arg: str) -> None:
         assert ours == SMTP(handler, loop=loop)._getaddr(arg)
     finally:
         loop.close()
+
+
+def _upstream_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A certificate for 127.0.0.1 (as an IP SAN) and the server context."""
+    import ipaddress
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstream.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    ca = tmp_path / "upstream-ca.pem"
+    ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile = tmp_path / "upstream-key.pem"
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(ca), str(keyfile))
+    return context, ca
+
+
+class AuthSink(Sink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.logins: list[tuple[bytes, bool]] = []
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        ok = data.login == b"esp-user" and data.password == b"esp-pass"
+        self.logins.append((data.login, ok))
+        return AuthResult(success=ok)
+
+
+def test_the_relay_logs_in_to_its_upstream_over_verified_starttls(
+    app: Adieu, tmp_path: Path
+) -> None:
+    from adieu.smtp.relay import parse_networks
+
+    context, ca = _upstream_tls(tmp_path)
+    upstream_handler = AuthSink()
+    upstream = Controller(
+        upstream_handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+        auth_require_tls=True,
+        authenticator=upstream_handler.authenticate,
+    )
+    upstream.start()
+    allow = parse_networks(["127.0.0.1/32"])
+    good, good_handler = start_relay(
+        app,
+        upstream.port,
+        allow=allow,
+        upstream_user="esp-user",
+        upstream_password="esp-pass",
+        upstream_ca_file=str(ca),
+    )
+    # The same upstream, but its certificate is not trusted: nothing may go.
+    distrustful, distrustful_handler = start_relay(
+        app, upstream.port, allow=allow, upstream_user="esp-user", upstream_password="esp-pass"
+    )
+    try:
+        with smtplib.SMTP("127.0.0.1", good.port) as client:
+            client.sendmail("news@example.com", ["ann@example.org"], MESSAGE)
+        with (
+            smtplib.SMTP("127.0.0.1", distrustful.port) as client,
+            pytest.raises(smtplib.SMTPDataError) as refused,
+        ):
+            client.sendmail("news@example.com", ["bob@example.org"], MESSAGE)
+        assert refused.value.smtp_code == 451
+    finally:
+        good.stop()
+        good_handler.close()
+        distrustful.stop()
+        distrustful_handler.close()
+        upstream.stop()
+    assert [r for _, r, _ in upstream_handler.messages] == [["ann@example.org"]]
+    assert upstream_handler.logins == [(b"esp-user", True)]
+
+
+def test_no_password_goes_to_an_upstream_without_tls(
+    app: Adieu, sink: tuple[Sink, Controller]
+) -> None:
+    from adieu.smtp.relay import parse_networks
+
+    controller, handler = start_relay(
+        app,
+        sink[1].port,
+        allow=parse_networks(["127.0.0.1/32"]),
+        upstream_user="esp-user",
+        upstream_password="esp-pass",
+    )
+    try:
+        with (
+            smtplib.SMTP("127.0.0.1", controller.port) as client,
+            pytest.raises(smtplib.SMTPDataError) as refused,
+        ):
+            client.sendmail("news@example.com", ["ann@example.org"], MESSAGE)
+    finally:
+        controller.stop()
+        handler.close()
+    assert refused.value.smtp_code == 451, "kept for a retry, never sent in the clear"
+    assert sink[0].messages == []

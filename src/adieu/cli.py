@@ -707,6 +707,12 @@ def relay(
         drop_refused=drop_refused,
         user=settings.relay_user,
         password=settings.relay_password.get_secret_value() if settings.relay_password else None,
+        upstream_user=settings.upstream_user,
+        upstream_password=(
+            settings.upstream_password.get_secret_value() if settings.upstream_password else None
+        ),
+        upstream_tls=settings.upstream_tls,
+        upstream_ca_file=str(settings.upstream_ca_file) if settings.upstream_ca_file else None,
     )
     click.echo(
         _("Relaying from {host}:{port} to {upstream}.").format(

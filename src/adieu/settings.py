@@ -94,6 +94,20 @@ class Settings(BaseSettings):
     relay_password: SecretStr | None = Field(
         default=None, description="Password for relay AUTH (offered only over STARTTLS)."
     )
+    upstream_user: str | None = Field(
+        default=None, description="User name the relay gives its upstream (SMTP AUTH)."
+    )
+    upstream_password: SecretStr | None = Field(
+        default=None, description="Password for the upstream; sent only over TLS."
+    )
+    upstream_tls: Literal["starttls", "implicit", "none"] = Field(
+        default="starttls",
+        description="starttls: when the upstream offers it (verified, and required, "
+        "when a user is set); implicit: TLS from the first byte (port 465); none.",
+    )
+    upstream_ca_file: Path | None = Field(
+        default=None, description="CA bundle for the upstream's certificate (default: system)."
+    )
     mailto_domain: str | None = Field(
         default=None,
         description="When set, List-Unsubscribe also offers mailto:unsubscribe+TOKEN@DOMAIN.",

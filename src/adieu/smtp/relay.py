@@ -86,6 +86,10 @@ class RelayConfig:
     user: str | None = None
     password: str | None = None
     upstream_timeout: float = 30.0
+    upstream_user: str | None = None
+    upstream_password: str | None = None
+    upstream_tls: str = "starttls"  # "starttls", "implicit" or "none"
+    upstream_ca_file: str | None = None
     counts: Counter[str] = field(default_factory=DecisionCounts)
 
 
@@ -250,20 +254,50 @@ class RelayHandler:
             self._upstream(fresh=True).sendmail(sender, [recipient], data)
 
     def _upstream(self, fresh: bool = False) -> smtplib.SMTP:
-        connection: smtplib.SMTP | None = getattr(self._local, "upstream", None)
-        if connection is not None and not fresh:
+        kept: smtplib.SMTP | None = getattr(self._local, "upstream", None)
+        if kept is not None and not fresh:
             # A finished transaction leaves the session ready for the next
             # (RFC 5321 §4.1.4); a connection the upstream closed meanwhile
             # shows as a disconnect, and _send_one opens a fresh one.
-            return connection
+            return kept
         self._drop_upstream()
-        host, port = self.config.upstream
-        connection = smtplib.SMTP(host, port, timeout=self.config.upstream_timeout)
-        connection.ehlo_or_helo_if_needed()
+        config = self.config
+        host, port = config.upstream
+        connection: smtplib.SMTP
+        if config.upstream_tls == "implicit":
+            connection = smtplib.SMTP_SSL(
+                host, port, timeout=config.upstream_timeout, context=self._tls(verify=True)
+            )
+        else:
+            connection = smtplib.SMTP(host, port, timeout=config.upstream_timeout)
+        try:
+            connection.ehlo_or_helo_if_needed()
+            if config.upstream_tls == "starttls" and connection.has_extn("starttls"):
+                # With credentials the certificate must be the upstream's own;
+                # without, encryption is opportunistic (as between MTAs).
+                connection.starttls(context=self._tls(verify=config.upstream_user is not None))
+                connection.ehlo()
+            if config.upstream_user is not None:
+                if not isinstance(connection.sock, ssl.SSLSocket):
+                    raise smtplib.SMTPException(
+                        "the upstream offers no TLS: its password is never sent in the clear"
+                    )
+                connection.login(config.upstream_user, config.upstream_password or "")
+        except BaseException:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                connection.close()
+            raise
         self._local.upstream = connection
         with self._lock:
             self._open.add(connection)
         return connection
+
+    def _tls(self, *, verify: bool) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.config.upstream_ca_file)
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def _drop_upstream(self) -> None:
         connection = getattr(self._local, "upstream", None)
