@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adieu.ledger import Channel
 from adieu.service import Adieu
@@ -138,3 +140,20 @@ def test_signing_out_ends_the_session(adieu: Adieu, client: Client) -> None:
     r = client.request("POST", "/admin/logout", data={"csrf": csrf})
     assert r.status_code == 303
     assert client.request("GET", "/admin").status_code == 303
+
+
+@given(
+    body=st.binary(max_size=300) | st.just(b"a=1&" * 60),
+    path=st.sampled_from(["/admin/login", "/admin/contact"]),
+)
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_form_body_gets_a_page_never_a_crash(
+    adieu: Adieu, client: Client, body: bytes, path: str
+) -> None:
+    r = client.request(
+        "POST", path, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code in (303, 400, 401, 403, 413, 429), r.status_code
+    assert "Traceback" not in r.text

@@ -99,7 +99,10 @@ def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
         body = await request.body()
         if len(body) > MAX_FORM:
             raise ApiError(413, "too_large", _("That form is too large."))
-        return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=50))
+        try:
+            return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=50))
+        except ValueError:  # more fields than any of our forms has
+            raise ApiError(400, "bad_form", _("That form could not be read.")) from None
 
     def checked(request: Request, form: dict[str, str]) -> bool:
         """The form came from our own page, in this session."""
