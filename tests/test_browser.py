@@ -235,6 +235,7 @@ def test_the_operator_signs_in_sees_the_charts_and_looks_up_a_contact(
     assert page.locator("svg.chart rect.bar").count() >= 5
     assert page.locator("svg.chart rect.band").count() == 3
     _shot(page, f"admin-dashboard-{width}")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.fill("#address", "chart0-0@example.com")
     page.click("#lookup button[type=submit]")
     history = page.locator("#history tbody tr")
@@ -242,6 +243,8 @@ def test_the_operator_signs_in_sees_the_charts_and_looks_up_a_contact(
     assert "one_click" in history.nth(0).inner_text()
     assert "too_many" in history.nth(1).inner_text()
     _shot(page, f"admin-contact-{width}")
+    fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits, "the contact page fits the screen (tables scroll on their own)"
     cookies = page.context.cookies()
     (session,) = [c for c in cookies if c["name"] == "adieu_admin"]
     assert session["httpOnly"] and session["sameSite"] == "Strict"
