@@ -1241,17 +1241,19 @@ class Ledger:
             f" WHERE s.scope IN ('all', {p}){only_hard}"
         )
         # Straight from the cursor into the dictionaries: the bulk of the work.
-        clear: dict[bytes, str] = dict(
-            self._reads.rows(
-                f"SELECT {address}, {label}{joined} AND c.address IS NOT NULL", (scope,)
-            )
+        clear: dict[bytes, str] = self._reads.mapping(
+            f"SELECT {address}, {label}{joined} AND c.address IS NOT NULL", (scope,)
         )
-        hashed: dict[bytes, str] = {
-            bytes(d): why
-            for d, why in self._reads.rows(
-                f"SELECT c.address_hash, {label}{joined} AND c.address IS NULL", (scope,)
-            )
-        }
+        hashed: dict[bytes, str] = {}
+        # Erased contacts are few or none: look for one through the index
+        # before joining every suppression for them.
+        if self._reads.fetchall("SELECT 1 FROM contacts WHERE address IS NULL LIMIT 1", ()):
+            hashed = {
+                bytes(d): why
+                for d, why in self._reads.rows(
+                    f"SELECT c.address_hash, {label}{joined} AND c.address IS NULL", (scope,)
+                )
+            }
         # A few people are suppressed for several reasons: name the most telling.
         several = self._reads.fetchall(
             f"SELECT {address}, c.address_hash, {label}{joined} AND s.contact_id IN"

@@ -87,7 +87,33 @@ class ReadPool:
             conn.close()
 
     def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        return list(self.rows(sql, params))
+        rows: list[Any] = self._with_cursor(sql, params, lambda cursor: cursor.fetchall())
+        return rows
+
+    def mapping(self, sql: str, params: tuple[Any, ...]) -> dict[Any, Any]:
+        """A two-column result as a dict, built by the driver's own loop
+        (for hundreds of thousands of rows, no Python step per row)."""
+        found: dict[Any, Any] = self._with_cursor(sql, params, dict)
+        return found
+
+    def _with_cursor(self, sql: str, params: tuple[Any, ...], take: Any) -> Any:
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            result = take(cursor)
+            cursor.close()
+        except BaseException:  # a failed read: drop the connection
+            conn.close()
+            raise
+        if len(self._idle) < self._keep:
+            self._idle.append(conn)
+        else:
+            conn.close()
+        return result
 
     def close(self) -> None:
         while self._idle:
