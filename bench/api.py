@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -32,10 +31,8 @@ from adieu.ledger import Channel, UnsubscribeRequest
 from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.web.hooks import Deliverer
-from common import free_port, postgres_schema, print_table, wait_for_port
+from common import free_port, postgres_schema, print_table, wait_for_port, wrk
 from run import fill_ledger, make_addresses
-
-HERE = Path(__file__).parent
 
 
 def env_for(settings: Settings, workdir: Path) -> dict[str, str]:
@@ -53,30 +50,10 @@ def env_for(settings: Settings, workdir: Path) -> dict[str, str]:
 def wrk_check(
     port: int, bodies: Path, key: str, seconds: int, connections: int
 ) -> dict[str, float]:
-    env = {**os.environ, "BODIES_FILE": str(bodies), "WRK_PATH": "/api/v1/check", "API_KEY": key}
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(HERE / "bodies.lua"),
-            f"http://127.0.0.1:{port}",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    assert errors is None, out
-    for pct in ("50", "99"):
-        m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out)
-        assert m, out
-        result[f"p{pct}"] = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    result = wrk(
+        port, bodies, seconds, connections, threads=1, WRK_PATH="/api/v1/check", API_KEY=key
+    )
+    assert result["non2xx"] == 0, result
     return result
 
 
@@ -218,15 +195,9 @@ def bench_webhooks(workdir: Path, n: int) -> list[tuple[str, ...]]:
                 return time.perf_counter() - started
 
         t_plain = asyncio.run(plain())
-        script = workdir / "post.lua"
-        script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(sample.decode())}\n')
-        out = subprocess.run(
-            ["wrk", "-t1", "-c64", "-d3s", "-s", str(script), f"http://127.0.0.1:{port}/hook"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        ceiling = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        one_body = workdir / "hook-body.jsonl"
+        one_body.write_bytes(sample + b"\n")
+        ceiling = wrk(port, one_body, 3, 64, threads=1, WRK_PATH="/hook")["rps"]
         app.close()
     finally:
         receiver.terminate()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from sqlalchemy import create_engine, func, select
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.settings import Settings
-from common import free_port, postgres_schema, print_table
+from common import free_port, postgres_schema, print_table, wrk
 
 HERE = Path(__file__).parent
 
@@ -49,36 +48,6 @@ def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[by
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     proc.wait(timeout=10)
-
-
-def wrk(port: int, paths: Path, method: str, seconds: int, connections: int) -> dict[str, float]:
-    env = {**os.environ, "PATHS_FILE": str(paths), "WRK_METHOD": method}
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(HERE / "paths.lua"),
-            f"http://127.0.0.1:{port}",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
-    result["requests"] = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    result["non2xx"] = float(errors.group(1)) if errors else 0.0
-    for pct in ("50", "99"):
-        m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out)
-        assert m, out
-        value = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-        result[f"p{pct}"] = value
-    return result
 
 
 def unsubscribed(settings: Settings) -> int:
@@ -115,8 +84,8 @@ def run(
     port = free_port()
     proc = start([sys.executable, "-m", "adieu", "serve", "--port", str(port)], env, port)
     try:
-        post = wrk(port, paths, "POST", seconds, connections)
-        get = wrk(port, paths, "GET", seconds, connections) if label == "SQLite" else None
+        post = wrk(port, paths, seconds, connections, WRK_METHOD="POST")
+        get = wrk(port, paths, seconds, connections) if label == "SQLite" else None
     finally:
         stop(proc)
     landed = unsubscribed(settings)
@@ -177,7 +146,8 @@ def main() -> None:
         bare_paths.write_text("".join(f"/u/token{i}\n" for i in range(1000)))
         try:
             bare = {
-                m: wrk(port, bare_paths, m, args.seconds, args.connections) for m in ("POST", "GET")
+                m: wrk(port, bare_paths, args.seconds, args.connections, WRK_METHOD=m)
+                for m in ("POST", "GET")
             }
         finally:
             stop(baseline)

@@ -542,3 +542,12 @@ def test_any_json_gets_an_answer_or_the_error_shape(api: Client, path: str, body
     assert r.status_code < 500, r.text
     if r.status_code >= 400:
         assert_error(r, r.status_code)
+
+
+def test_the_api_names_exactly_the_ledger_event_types() -> None:
+    from typing import get_args
+
+    from adieu.ledger.outbox import ALL_TYPES, EVENT_TYPES
+    from adieu.web.admin.schemas import EventType
+
+    assert get_args(EventType) == (ALL_TYPES, *EVENT_TYPES)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adieu.web.post import Poster, PostError, Target
+from support import self_signed
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -117,44 +119,10 @@ def test_urls_that_could_inject_a_request_are_refused() -> None:
     assert Target.parse("http://[::1]:8080/h").host_header == "[::1]:8080"
 
 
-def test_tls_certificates_are_verified() -> None:
+def test_tls_certificates_are_verified(tmp_path: Path) -> None:
+    context, _ = self_signed(tmp_path)
+
     async def main() -> str:
-        import ssl
-        import tempfile
-        from datetime import UTC, datetime, timedelta
-        from pathlib import Path
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(1)
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256())
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            pem = Path(tmp) / "c.pem"
-            pem.write_bytes(
-                cert.public_bytes(serialization.Encoding.PEM)
-                + key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(str(pem))
-
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.close()
 

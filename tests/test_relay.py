@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import re
 import smtplib
 import ssl
@@ -17,17 +16,14 @@ import dkim
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from adieu.ledger import Channel
 from adieu.mail.dkim import create_key, key_path
 from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.smtp.relay import RelayConfig, RelayHandler, make_smtp
-from support import adieu_env, free_port, wait_for_port
+from support import adieu_env, free_port, self_signed, wait_for_port
 
 
 class Sink:
@@ -272,36 +268,14 @@ def test_never_an_open_relay(app: Adieu, sink: tuple[Sink, Controller]) -> None:
     assert handler.counts["refused:not_authenticated"] == 1
 
 
-def _self_signed(tmp_path: Path) -> ssl.SSLContext:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "k.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
-    return context
-
-
 def test_auth_over_starttls(app: Adieu, sink: tuple[Sink, Controller], tmp_path: Path) -> None:
     controller, handler = start_relay(
-        app, sink[1].port, allow=[], user="sender", password="s3cret", tls=_self_signed(tmp_path)
+        app,
+        sink[1].port,
+        allow=[],
+        user="sender",
+        password="s3cret",
+        tls=self_signed(tmp_path, "relay.test")[0],
     )
     client_tls = ssl.create_default_context()
     client_tls.check_hostname = False
@@ -474,43 +448,6 @@ def test_fast_path_parsing_equals_aiosmtpd(arg: str) -> None:
         loop.close()
 
 
-def _upstream_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    """A certificate for 127.0.0.1 (as an IP SAN) and the server context."""
-    import ipaddress
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstream.test")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(2)
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    ca = tmp_path / "upstream-ca.pem"
-    ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile = tmp_path / "upstream-key.pem"
-    keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(ca), str(keyfile))
-    return context, ca
-
-
 class AuthSink(Sink):
     def __init__(self) -> None:
         super().__init__()
@@ -531,7 +468,7 @@ def test_the_relay_logs_in_to_its_upstream_over_verified_starttls(
 ) -> None:
     from adieu.smtp.relay import parse_networks
 
-    context, ca = _upstream_tls(tmp_path)
+    context, ca = self_signed(tmp_path, "upstream.test")
     upstream_handler = AuthSink()
     upstream = Controller(
         upstream_handler,

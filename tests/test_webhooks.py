@@ -186,25 +186,18 @@ def test_a_receiver_that_never_answers_well_ends_in_dead_letters_and_replay_work
     adieu.ledger.unsubscribe("y@example.com", channel=Channel.ONE_CLICK)
     deliverer = Deliverer(adieu.outbox, max_attempts=1, timeout=1, first_delay=0.01)
 
-    async def once() -> int:
-        client = deliverer.poster()
-        try:
-            return await deliverer.run_once(client)
-        finally:
-            client.close()
-
     try:
-        assert asyncio.run(once()) == 2
+        assert asyncio.run(deliverer.run_once()) == 2
         dead = adieu.outbox.letters(DEAD)
         assert len(dead) == 2 and all(d.last_error == "HTTP 503" for d in dead)
-        assert asyncio.run(once()) == 0, "dead letters are not retried on their own"
+        assert asyncio.run(deliverer.run_once()) == 0, "dead letters are not retried on their own"
         receiver.script = ["fail"]  # one more failure, then the receiver recovers
         assert adieu.outbox.replay() == 2
-        asyncio.run(once())
-        asyncio.run(once())
+        asyncio.run(deliverer.run_once())
+        asyncio.run(deliverer.run_once())
         assert len(adieu.outbox.letters(DEAD)) == 1
         adieu.outbox.replay()
-        asyncio.run(once())
+        asyncio.run(deliverer.run_once())
     finally:
         receiver.close()
     assert {x.state for x in adieu.outbox.letters()} == {DELIVERED}
@@ -216,19 +209,12 @@ def test_a_receiver_that_is_down_is_retried_later(adieu: Adieu) -> None:
     adieu.ledger.unsubscribe("x@example.com", channel=Channel.ONE_CLICK)
     deliverer = Deliverer(adieu.outbox, max_attempts=5, timeout=1, first_delay=60)
 
-    async def once() -> int:
-        client = deliverer.poster()
-        try:
-            return await deliverer.run_once(client)
-        finally:
-            client.close()
-
-    assert asyncio.run(once()) == 1
+    assert asyncio.run(deliverer.run_once()) == 1
     (letter,) = adieu.outbox.letters(webhook_id=hook.id)
     assert letter.state == "pending" and letter.attempts == 1
     assert letter.last_error and "cannot connect" in letter.last_error
     assert letter.next_attempt_at > adieu.ledger.now()
-    assert asyncio.run(once()) == 0, "not before its backoff is over"
+    assert asyncio.run(deliverer.run_once()) == 0, "not before its backoff is over"
 
 
 @pytest.mark.slow

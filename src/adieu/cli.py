@@ -97,6 +97,12 @@ def category_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., A
     )
 
 
+def workers_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help=help
+    )
+
+
 output_option = click.option(
     "--output",
     "-o",
@@ -167,13 +173,7 @@ def _when(value: datetime | None) -> str:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help=_("Interface to listen on."))
 @click.option("--port", default=8000, show_default=True, type=int, help=_("Port to listen on."))
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help=_("Processes sharing the port (one core each)."),
-)
+@workers_option(_("Processes sharing the port (one core each)."))
 @pass_app
 def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
     """Run the web service (landing page, one-click, preferences)."""
@@ -646,13 +646,7 @@ def lint(message: Path, as_json: bool) -> None:
     default=None,
     help=_("Private key for STARTTLS."),
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help=_("Processes sharing the port (stamping and signing use one core each)."),
-)
+@workers_option(_("Processes sharing the port (stamping and signing use one core each)."))
 @click.option(
     "--size-limit",
     type=int,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -203,7 +203,11 @@ class Report:
     reasons: list[dict[str, Any]]
     to_commit: Timing
     to_webhooks: Timing
-    channels: list[str] = field(default_factory=list)
+
+    @property
+    def channels(self) -> list[str]:
+        """The unsubscribe channels seen, known ones first."""
+        return list(self.total.unsubscribes)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -251,5 +255,4 @@ def build(stats: Stats, since: datetime, now: datetime) -> Report:
         ],
         now,
     )
-    channels = list(total.unsubscribes)
-    return Report(since, now, lines, days, total, reasons, to_commit, to_webhooks, channels)
+    return Report(since, now, lines, days, total, reasons, to_commit, to_webhooks)

@@ -1090,25 +1090,15 @@ class Ledger:
                 source = f"unnest({p}::bytea[]) AS k(h) JOIN contacts c ON c.address_hash = k.h"
                 where = ""
                 keys = (part,)
-            if scope == ALL:  # no topic: no subscription to look for
-                sql = (
-                    "SELECT c.address_hash, c.frequency, c.paused_until,"
-                    " c.last_marketing_send_at, s.scope, s.reason, s.since, NULL"
-                    f" FROM {source}"
-                    " LEFT JOIN suppressions s ON s.contact_id = c.id AND s.scope = 'all'"
-                    f"{where}"
-                )
-                params = keys
-            else:
-                sql = (
-                    "SELECT c.address_hash, c.frequency, c.paused_until,"
-                    " c.last_marketing_send_at, s.scope, s.reason, s.since, sub.topic"
-                    f" FROM {source}"
-                    f" LEFT JOIN suppressions s ON s.contact_id = c.id AND s.scope IN ('all', {p})"
-                    f" LEFT JOIN subscriptions sub ON sub.contact_id = c.id AND sub.topic = {p}"
-                    f"{where}"
-                )
-                params = (*keys, scope, scope) if not self._sqlite else (scope, scope, *keys)
+            sql = (
+                "SELECT c.address_hash, c.frequency, c.paused_until,"
+                " c.last_marketing_send_at, s.scope, s.reason, s.since, sub.topic"
+                f" FROM {source}"
+                f" LEFT JOIN suppressions s ON s.contact_id = c.id AND s.scope IN ('all', {p})"
+                f" LEFT JOIN subscriptions sub ON sub.contact_id = c.id AND sub.topic = {p}"
+                f"{where}"
+            )
+            params = (*keys, scope, scope) if not self._sqlite else (scope, scope, *keys)
             for row in self._reads.fetchall(sql, params):
                 grouped.setdefault(bytes(row[0]), []).append(row)
         states: dict[bytes, SendState] = {}

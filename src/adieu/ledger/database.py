@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,18 +68,19 @@ class ReadPool:
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         return engine.dialect.loaded_dbapi.connect(*cargs, **cparams, autocommit=True)
 
-    def rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[Any]:
-        """Stream the rows of a result (one connection held meanwhile)."""
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A cursor on an idle connection, which goes back to the pool after
+        use; a failed or abandoned read drops the connection instead."""
         try:
             conn = self._idle.pop()
         except IndexError:
             conn = self._connect()
         try:
             cursor = conn.cursor()
-            cursor.execute(sql, params)
-            yield from cursor
+            yield cursor
             cursor.close()
-        except BaseException:  # a failed or abandoned read: drop the connection
+        except BaseException:
             conn.close()
             raise
         if len(self._idle) < self._keep:
@@ -86,34 +88,25 @@ class ReadPool:
         else:
             conn.close()
 
+    def rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[Any]:
+        """Stream the rows of a result (one connection held meanwhile)."""
+        with self._cursor() as cursor:
+            cursor.execute(sql, params)
+            yield from cursor
+
     def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        rows: list[Any] = self._with_cursor(sql, params, lambda cursor: cursor.fetchall())
+        with self._cursor() as cursor:
+            cursor.execute(sql, params)
+            rows: list[Any] = cursor.fetchall()
         return rows
 
     def mapping(self, sql: str, params: tuple[Any, ...]) -> dict[Any, Any]:
         """A two-column result as a dict, built by the driver's own loop
         (for hundreds of thousands of rows, no Python step per row)."""
-        found: dict[Any, Any] = self._with_cursor(sql, params, dict)
-        return found
-
-    def _with_cursor(self, sql: str, params: tuple[Any, ...], take: Any) -> Any:
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = self._connect()
-        try:
-            cursor = conn.cursor()
+        with self._cursor() as cursor:
             cursor.execute(sql, params)
-            result = take(cursor)
-            cursor.close()
-        except BaseException:  # a failed read: drop the connection
-            conn.close()
-            raise
-        if len(self._idle) < self._keep:
-            self._idle.append(conn)
-        else:
-            conn.close()
-        return result
+            found: dict[Any, Any] = dict(cursor)
+        return found
 
     def close(self) -> None:
         while self._idle:

@@ -96,8 +96,15 @@ class Deliverer:
         finally:
             client.close()
 
-    async def run_once(self, client: Poster) -> int:
-        """Claim one batch and try each of it; the number tried."""
+    async def run_once(self, client: Poster | None = None) -> int:
+        """Claim one batch and try each of it; the number tried. Without a
+        client (a one-off round), one is made and closed here."""
+        if client is None:
+            client = self.poster()
+            try:
+                return await self.run_once(client)
+            finally:
+                client.close()
         claimed = await asyncio.to_thread(self.outbox.claim, self.batch, self.lease)
         if not claimed:
             return 0

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -29,7 +30,7 @@ from adieu.errors import AdieuError
 from adieu.i18n import admin_text as _
 from adieu.ledger import Channel, ContactStatus, Outcome
 from adieu.ledger.apikeys import ApiKey
-from adieu.ledger.outbox import Letter, Webhook
+from adieu.ledger.outbox import Letter
 from adieu.policy import Category, Decision
 from adieu.service import Adieu
 from adieu.tokens import ALL
@@ -50,6 +51,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
 
 
@@ -241,14 +243,6 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
 
         return document(await run_in_threadpool(get))
 
-    def change(outcome: Outcome) -> s.ChangeOut:
-        return s.ChangeOut(
-            changed=outcome.changed,
-            scope=outcome.scope,
-            since=outcome.since,
-            event_id=outcome.event_id,
-        )
-
     @api.post("/contacts/{contact:contact}/unsubscribe", dependencies=write, tags=["contacts"])
     async def unsubscribe(contact: contact_key, body: s.ChangeRequest | None = None) -> s.ChangeOut:
         """Stop marketing (all, or one topic). Repeating it changes nothing."""
@@ -277,7 +271,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
                 details={"door": "api"},
             )
 
-        return change(await run_in_threadpool(run))
+        return _out(s.ChangeOut, await run_in_threadpool(run))
 
     @api.post("/contacts/{contact:contact}/resubscribe", dependencies=write, tags=["contacts"])
     async def resubscribe(contact: contact_key, body: s.ChangeRequest | None = None) -> s.ChangeOut:
@@ -296,53 +290,45 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
                 address, body.topic or ALL, channel=Channel.API, campaign=body.campaign
             )
 
-        return change(await run_in_threadpool(run))
+        return _out(s.ChangeOut, await run_in_threadpool(run))
 
     @api.delete("/contacts/{contact:contact}", dependencies=write, tags=["contacts"])
     async def erase(contact: contact_key) -> s.ChangeOut:
         """GDPR erasure: the address and free text go; the keyed-hash
         suppression stays, so the address can never be mailed again."""
 
-        def run() -> Outcome:
-            digest = bytes.fromhex(contact)
-            _known, address = ledger.address_of(digest)
-            return ledger.erase(address, channel=Channel.API, digest=digest)
-
-        return change(await run_in_threadpool(run))
+        return _out(
+            s.ChangeOut,
+            await run_in_threadpool(
+                lambda: ledger.erase(None, channel=Channel.API, digest=bytes.fromhex(contact))
+            ),
+        )
 
     # -- topics -------------------------------------------------------------------------
-
-    def topic_out(topic: Any) -> s.TopicOut:
-        return s.TopicOut(
-            key=topic.key,
-            name=topic.name,
-            description=topic.description,
-            default_opt_in=topic.default_opt_in,
-        )
 
     topic_key = Annotated[str, Path(max_length=64, examples=["news"])]
 
     @api.get("/topics", dependencies=read, tags=["topics"])
     async def topics() -> list[s.TopicOut]:
-        return [topic_out(x) for x in await run_in_threadpool(ledger.topics)]
+        return [_out(s.TopicOut, x) for x in await run_in_threadpool(ledger.topics)]
 
     @api.post("/topics", dependencies=write, tags=["topics"], status_code=201)
     async def add_topic(body: s.TopicIn) -> s.TopicOut:
         made = await run_in_threadpool(
             ledger.add_topic, body.key, body.name, body.description, body.default_opt_in
         )
-        return topic_out(made)
+        return _out(s.TopicOut, made)
 
     @api.get("/topics/{key}", dependencies=read, tags=["topics"])
     async def get_topic(key: topic_key) -> s.TopicOut:
-        return topic_out(await run_in_threadpool(ledger.topic, key))
+        return _out(s.TopicOut, await run_in_threadpool(ledger.topic, key))
 
     @api.patch("/topics/{key}", dependencies=write, tags=["topics"])
     async def patch_topic(key: topic_key, body: s.TopicPatch) -> s.TopicOut:
         made = await run_in_threadpool(
             lambda: ledger.update_topic(key, name=body.name, description=body.description)
         )
-        return topic_out(made)
+        return _out(s.TopicOut, made)
 
     @api.delete("/topics/{key}", dependencies=write, tags=["topics"], status_code=204)
     async def delete_topic(key: topic_key) -> Response:
@@ -464,21 +450,11 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
 
     # -- webhooks ----------------------------------------------------------------------
 
-    def hook_out(hook: Webhook) -> s.WebhookOut:
-        return s.WebhookOut(
-            id=hook.id,
-            url=hook.url,
-            event_types=list(hook.event_types),
-            description=hook.description,
-            active=hook.active,
-            created_at=hook.created_at,
-        )
-
     hook_id = Annotated[int, Path(ge=1, le=2**53)]
 
     @api.get("/webhooks", dependencies=read, tags=["webhooks"])
     async def webhooks() -> list[s.WebhookOut]:
-        return [hook_out(h) for h in await run_in_threadpool(adieu.outbox.webhooks)]
+        return [_out(s.WebhookOut, h) for h in await run_in_threadpool(adieu.outbox.webhooks)]
 
     @api.post("/webhooks", dependencies=write, tags=["webhooks"], status_code=201)
     async def add_webhook(body: s.WebhookIn) -> s.WebhookCreated:
@@ -487,11 +463,11 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
         hook = await run_in_threadpool(
             adieu.outbox.create_webhook, body.url, body.event_types, body.description
         )
-        return s.WebhookCreated(**hook_out(hook).model_dump(), secret=hook.secret)
+        return _out(s.WebhookCreated, hook)
 
     @api.get("/webhooks/{webhook_id}", dependencies=read, tags=["webhooks"])
     async def get_webhook(webhook_id: hook_id) -> s.WebhookOut:
-        return hook_out(await run_in_threadpool(adieu.outbox.webhook, webhook_id))
+        return _out(s.WebhookOut, await run_in_threadpool(adieu.outbox.webhook, webhook_id))
 
     @api.patch("/webhooks/{webhook_id}", dependencies=write, tags=["webhooks"])
     async def patch_webhook(webhook_id: hook_id, body: s.WebhookPatch) -> s.WebhookOut:
@@ -504,25 +480,12 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
                 active=body.active,
             )
         )
-        return hook_out(hook)
+        return _out(s.WebhookOut, hook)
 
     @api.delete("/webhooks/{webhook_id}", dependencies=write, tags=["webhooks"], status_code=204)
     async def delete_webhook(webhook_id: hook_id) -> Response:
         await run_in_threadpool(adieu.outbox.delete_webhook, webhook_id)
         return Response(status_code=204)
-
-    def letter_out(x: Letter) -> s.DeliveryOut:
-        return s.DeliveryOut(
-            id=x.id,
-            event_id=x.event_id,
-            event_type=x.event_type,
-            state=x.state,
-            attempts=x.attempts,
-            next_attempt_at=x.next_attempt_at,
-            created_at=x.created_at,
-            delivered_at=x.delivered_at,
-            last_error=x.last_error,
-        )
 
     @api.get("/webhooks/{webhook_id}/deliveries", dependencies=read, tags=["webhooks"])
     async def deliveries(
@@ -536,7 +499,7 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
             adieu.outbox.webhook(webhook_id)
             return adieu.outbox.letters(state, webhook_id=webhook_id, limit=limit)
 
-        return [letter_out(x) for x in await run_in_threadpool(run)]
+        return [_out(s.DeliveryOut, x) for x in await run_in_threadpool(run)]
 
     @api.post("/webhooks/{webhook_id}/replay", dependencies=write, tags=["webhooks"])
     async def replay(webhook_id: hook_id, body: s.ReplayRequest | None = None) -> s.ReplayOut:
@@ -560,6 +523,11 @@ class ContactKey(Convertor[str]):
 
     def to_string(self, value: str) -> str:
         return value
+
+
+def _out(model: type[M], thing: object) -> M:
+    """A ledger object (dataclass) as its API model: the fields they share."""
+    return model.model_validate(thing, from_attributes=True)
 
 
 def _cursor(after: str | None) -> int:

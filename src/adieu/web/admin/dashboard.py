@@ -27,6 +27,7 @@ from adieu import report
 from adieu.addresses import mask
 from adieu.errors import AdieuError
 from adieu.i18n import admin_text as _
+from adieu.ledger import ContactStatus
 from adieu.ledger.apikeys import ApiKey
 from adieu.service import Adieu
 from adieu.web.admin import charts
@@ -232,30 +233,22 @@ def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
         if not checked(request, form):
             return render(request, "expired.html", status=403)
         address = form.get("address", "").strip()
+        status: ContactStatus | None = None
+        error = None
         try:
             status = await run_in_threadpool(adieu.ledger.status, address)
         except AdieuError:
-            return render(
-                request,
-                "contact.html",
-                status=400,
-                key=key,
-                csrf=csrf,
-                address=address,
-                status_=None,
-                error=_("That is not a valid email address."),
-                when=_iso,
-            )
-        decisions = adieu.policy.sendable_by_topic(status.state)
+            error = _("That is not a valid email address.")
         return render(
             request,
             "contact.html",
+            status=400 if error else 200,
             key=key,
             csrf=csrf,
             address=address,
             status_=status,
-            decisions=decisions,
-            error=None,
+            decisions=adieu.policy.sendable_by_topic(status.state) if status else {},
+            error=error,
             when=_iso,
         )
 
