@@ -73,10 +73,8 @@ class ApiKeys:
             ).scalar_one()
         return ApiKey(int(key_id), name, prefix, read_only, now), secret
 
-    def list(self, *, include_revoked: bool = True) -> list[ApiKey]:
+    def list(self) -> list[ApiKey]:
         query = select(t.api_keys).order_by(t.api_keys.c.id)
-        if not include_revoked:
-            query = query.where(t.api_keys.c.revoked_at.is_(None))
         with self.engine.connect() as conn:
             return [_key(row) for row in conn.execute(query)]
 

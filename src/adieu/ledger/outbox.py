@@ -40,9 +40,6 @@ class Webhook:
     created_at: datetime
     secret: str
 
-    def wants(self, event_type: str) -> bool:
-        return ALL_TYPES in self.event_types or event_type in self.event_types
-
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

@@ -132,10 +132,6 @@ class Authenticator:
         self._cache[secret] = (time.monotonic(), key)
         return key
 
-    def forget(self) -> None:
-        """Drop cached keys (after a revocation in this process)."""
-        self._cache.clear()
-
 
 def client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"

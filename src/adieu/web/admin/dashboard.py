@@ -221,7 +221,7 @@ def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
             return to_login()
         view = await run_in_threadpool(overview)
         csrf = sessions.csrf(request.cookies.get(COOKIE, ""))
-        return render(request, "dashboard.html", key=key, csrf=csrf, contact=None, **view)
+        return render(request, "dashboard.html", key=key, csrf=csrf, **view)
 
     @app.post("/admin/contact", include_in_schema=False)
     async def contact(request: Request) -> Response:
