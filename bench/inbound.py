@@ -23,9 +23,10 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from flufl.bounce import all_failures
 
-from adieu.feedback.intake import InboundHandler, Intake
+from adieu.feedback.intake import Intake
 from adieu.service import Adieu
 from adieu.settings import Settings
+from adieu.smtp.inbound import InboundHandler
 from common import free_port, print_table
 
 CORPUS = Path(__file__).parent.parent / "tests" / "corpus" / "inbound"

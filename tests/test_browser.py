@@ -30,7 +30,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 LANGUAGES = ("en", "sv", "de", "fr", "es", "it", "nl", "pt", "pl", "ja")
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - only where the test extra is missing
     sync_playwright = None  # type: ignore[assignment]
 
@@ -132,10 +132,10 @@ def test_unsubscribe_in_one_click_from_the_landing_page(
     _axe(browser, link.url, width, "landing page")
     page = _page(browser, width, javascript=False)
     page.goto(link.url)
-    assert page.get_by_text("r•••@example.com").is_visible()
+    expect(page.get_by_text("r•••@example.com")).to_be_visible()
     _shot(page, f"landing-{width}")
     page.get_by_role("button", name="Unsubscribe from all marketing email").click()
-    assert page.get_by_role("heading", name="You are unsubscribed").is_visible()
+    expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
     _shot(page, f"confirmed-{width}")
     assert not app.policy.is_sendable(address)
     page.context.close()
@@ -143,7 +143,7 @@ def test_unsubscribe_in_one_click_from_the_landing_page(
     confirm = _page(browser, width, javascript=True)
     confirm.goto(link.url)
     confirm.get_by_role("button", name="Unsubscribe from all marketing email").click()
-    assert confirm.get_by_role("heading", name="You were already unsubscribed").is_visible()
+    expect(confirm.get_by_role("heading", name="You were already unsubscribed")).to_be_visible()
     _axe_here(confirm, "the confirmation page, again")
 
 
@@ -162,8 +162,8 @@ def test_preference_center_saves_and_says_what_changed(
     page.get_by_label("Pause for 30 days").check()
     _shot(page, f"preferences-{width}")
     page.get_by_role("button", name="Save my preferences").click()
-    assert page.get_by_text("Your preferences are saved:").is_visible()
-    assert page.get_by_text("Monthly news: off").is_visible()
+    expect(page.get_by_text("Your preferences are saved:")).to_be_visible()
+    expect(page.get_by_text("Monthly news: off")).to_be_visible()
     _shot(page, f"preferences-saved-{width}")
     assert app.policy.may_send(address, "news").reason == "topic_opt_out"
     page.context.close()
@@ -190,7 +190,7 @@ def test_every_language_works_end_to_end(server: Adieu, browser: Browser, langua
         "button", name=gettext("Unsubscribe from all marketing email", language)
     ).click()
     heading = gettext("You are unsubscribed", language)
-    assert page.get_by_role("heading", name=heading).is_visible()
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
     _shot(page, f"confirmed-{language}")
     page.context.close()
     assert not app.policy.is_sendable(address)
@@ -227,7 +227,7 @@ def test_the_operator_signs_in_sees_the_charts_and_looks_up_a_contact(
     assert page.url.endswith("/admin/login")
     page.fill("#key", "adieu_wrong")
     page.click("button[type=submit]")
-    assert page.locator("[role=alert]").is_visible()
+    expect(page.locator("[role=alert]")).to_be_visible()
     page.fill("#key", key)
     page.click("button[type=submit]")
     assert page.url.endswith("/admin")

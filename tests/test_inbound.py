@@ -23,11 +23,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from adieu.feedback.classify import bounce_kind
-from adieu.feedback.intake import InboundHandler, Intake
+from adieu.feedback.intake import Intake
 from adieu.ledger import EventType
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.settings import Settings
+from adieu.smtp.inbound import InboundHandler
 from support import adieu_env, free_port
 
 

@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adieu.ledger import Frequency, Reason, SendState, Topic
-from adieu.ledger.core import Suppression
+from adieu.ledger import Frequency, Reason, SendState, Suppression, Topic
 from adieu.policy import Category, decide
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)

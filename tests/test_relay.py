@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from adieu.ledger import Channel
 from adieu.mail.dkim import create_key, key_path
+from adieu.secret import Secret
 from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.smtp.relay import RelayConfig, RelayHandler, make_smtp
@@ -274,7 +275,7 @@ def test_auth_over_starttls(app: Adieu, sink: tuple[Sink, Controller], tmp_path:
         sink[1].port,
         allow=[],
         user="sender",
-        password="s3cret",
+        password=Secret("s3cret"),
         tls=self_signed(tmp_path, "relay.test")[0],
     )
     client_tls = ssl.create_default_context()
@@ -487,12 +488,16 @@ def test_the_relay_logs_in_to_its_upstream_over_verified_starttls(
         upstream.port,
         allow=allow,
         upstream_user="esp-user",
-        upstream_password="esp-pass",
+        upstream_password=Secret("esp-pass"),
         upstream_ca_file=str(ca),
     )
     # The same upstream, but its certificate is not trusted: nothing may go.
     distrustful, distrustful_handler = start_relay(
-        app, upstream.port, allow=allow, upstream_user="esp-user", upstream_password="esp-pass"
+        app,
+        upstream.port,
+        allow=allow,
+        upstream_user="esp-user",
+        upstream_password=Secret("esp-pass"),
     )
     try:
         with smtplib.SMTP("127.0.0.1", good.port) as client:
@@ -523,7 +528,7 @@ def test_no_password_goes_to_an_upstream_without_tls(
         sink[1].port,
         allow=parse_networks(["127.0.0.1/32"]),
         upstream_user="esp-user",
-        upstream_password="esp-pass",
+        upstream_password=Secret("esp-pass"),
     )
     try:
         with (

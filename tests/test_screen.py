@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 from adieu import bulk
 from adieu.addresses import AddressHasher, canonical_or_none
-from adieu.ledger import Channel, Frequency
-from adieu.ledger.core import Blocklist
-from adieu.screen import INVALID, Screen
+from adieu.ledger import Blocklist, Channel, Frequency
+from adieu.policy.screen import INVALID, Screen
 from adieu.service import Adieu
 
 HASHER = AddressHasher(b"k" * 32)

@@ -2,7 +2,7 @@
 
 The canonical form (trimmed, lower-cased, domain in Unicode) is what the ledger
 matches on. The keyed hash of the canonical form is the ledger's key, so an
-erased address stays suppressed without being kept (GDPR, DESIGN.md "Storage").
+erased address stays suppressed without being kept (GDPR, docs/ARCHITECTURE.md "Storage").
 """
 
 from __future__ import annotations

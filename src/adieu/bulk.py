@@ -27,7 +27,7 @@ from adieu.addresses import canonical_or_none
 from adieu.errors import InvalidInput
 from adieu.ledger import ImportResult, Ledger, Reason, SuppressionRecord
 from adieu.policy import Category, FilterReport, Policy
-from adieu.screen import Screen
+from adieu.policy.screen import Screen
 from adieu.tokens import ALL
 
 Progress = Callable[[int], None]

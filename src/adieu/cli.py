@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import io
 import json
@@ -17,16 +16,18 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from adieu import __version__, bulk, keys
 from adieu.addresses import canonical
-from adieu.errors import AdieuError
+from adieu.errors import AdieuError, InvalidSettings
 from adieu.i18n import _
 from adieu.ledger import Channel, ContactStatus, Reason
 from adieu.ledger.database import describe, upgrade
 from adieu.policy import Category
+from adieu.secret import Secret
 from adieu.service import Adieu
-from adieu.settings import Settings
+from adieu.settings import load_settings
 from adieu.tokens import ALL
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def _table(*columns: str) -> Table:
     return Table(*columns)
 
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False)
 
 
@@ -52,7 +53,9 @@ class AdieuGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AdieuError as exc:
-            err.print(f"[bold red]{_('Error')}:[/] {exc}", markup=True, highlight=False)
+            lines = exc.problems if isinstance(exc, InvalidSettings) else [str(exc)]
+            for line in lines:
+                err.print(f"[bold red]{_('Error')}:[/] {escape(line)}", markup=True)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:  # `adieu export | head`
             sys.stderr.close()
@@ -76,7 +79,7 @@ class _Lazy:
     @property
     def app(self) -> Adieu:
         if self._app is None:
-            self._app = Adieu(Settings())
+            self._app = Adieu(load_settings())
         return self._app
 
     def close(self) -> None:
@@ -531,6 +534,8 @@ def _report_invalid(count: int, listed: list[tuple[int, str]]) -> None:
 def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | None) -> None:
     """Import a suppression list (generic, Mailchimp, SendGrid or SES export)."""
     app = lazy.app
+    if topic and reason == Reason.HARD_BOUNCE.value:
+        err.print(_("A hard bounce is about the mailbox, not a topic: it stops all mail to it."))
     with _open_input(file) as source, _progress(_("Importing"), _size(file)) as tick:
         result, bad = bulk.import_file(
             app.ledger,
@@ -700,11 +705,9 @@ def relay(
         topic=topic,
         drop_refused=drop_refused,
         user=settings.relay_user,
-        password=settings.relay_password.get_secret_value() if settings.relay_password else None,
+        password=_secret(settings.relay_password),
         upstream_user=settings.upstream_user,
-        upstream_password=(
-            settings.upstream_password.get_secret_value() if settings.upstream_password else None
-        ),
+        upstream_password=_secret(settings.upstream_password),
         upstream_tls=settings.upstream_tls,
         upstream_ca_file=str(settings.upstream_ca_file) if settings.upstream_ca_file else None,
     )
@@ -728,6 +731,11 @@ def relay(
         workers=workers,
         metrics_at=parse_hostport(metrics_at, 9125) if metrics_at else None,
     )
+
+
+def _secret(value: Any) -> Secret | None:
+    """A pydantic secret setting as Adieu's own wrapper (neither ever prints)."""
+    return Secret(value.get_secret_value()) if value is not None else None
 
 
 EX_DATAERR, EX_TEMPFAIL = 65, 75  # sysexits.h: what a pipe transport understands
@@ -771,31 +779,14 @@ def inbound(
             click.echo(f"{item_id}\t{_when(received)}\t{size}\t{note}\t{subject[:60]}")
         return
     if listen is not None:
-        import asyncio
-
-        from aiosmtpd.lmtp import LMTP
-        from aiosmtpd.smtp import SMTP as SMTPServer
-
-        from adieu.feedback.intake import InboundHandler
-        from adieu.smtp.relay import parse_hostport
+        from adieu.smtp.inbound import run_inbound
+        from adieu.smtp.server import parse_hostport
 
         host, port = parse_hostport(listen, 2526)
-        handler = InboundHandler(Intake(app))
-        protocol = LMTP if lmtp else SMTPServer
-
-        async def run() -> None:
-            loop = asyncio.get_running_loop()
-            server = await loop.create_server(
-                lambda: protocol(handler, data_size_limit=10 * 1024 * 1024, enable_SMTPUTF8=True),
-                host=host,
-                port=port,
-            )
-            async with server:
-                await server.serve_forever()
-
         click.echo(_("Receiving reports on {host}:{port}.").format(host=host, port=port))
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run())
+        settings = app.settings
+        app.close()  # nothing opened here may cross into the listener
+        run_inbound(lambda: Adieu(settings), host, port, lmtp=lmtp)
         return
     if source != "-":
         raise click.UsageError(

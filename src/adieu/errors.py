@@ -1,34 +1,54 @@
 """The one error hierarchy of Adieu.
 
-Every door maps these to its own answer in exactly one place: the CLI to an exit
-status (``adieu.cli``), the web to an HTTP status (``adieu.web.app``).
+Each class carries a stable public ``code`` (the API's ``error.code``; renaming
+a class changes nothing outside), an HTTP status, a CLI exit status and an SMTP
+reply. Every door turns them into its own protocol in exactly one place:
+``adieu.web.errors`` (HTML for pages, the JSON error shape for ``/api``),
+``adieu.smtp.replies`` (SMTP replies), ``adieu.cli.root`` (exit statuses).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+# sysexits.h: what a pipe transport and a shell script understand.
+EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 64, 65, 75, 78
 
 
 class AdieuError(Exception):
     """Something the user can fix or should know about; the message says what."""
 
+    #: The public, machine-readable name (API ``error.code``).
+    code = "invalid_input"
     #: CLI exit status (2: bad input or usage, like click's own usage errors).
     exit_code = 2
     #: HTTP status for the web doors.
     http_status = 400
+    #: SMTP reply code and enhanced status (RFC 3463) for the mail doors.
+    smtp_reply = (554, "5.6.0")
 
 
 class InvalidAddress(AdieuError):
     """An email address that is not syntactically valid."""
 
+    code = "invalid_address"
+    smtp_reply = (553, "5.1.3")
+
 
 class InvalidToken(AdieuError):
     """A token that is tampered, truncated, foreign or random: it opens nothing."""
+
+    code = "invalid_token"
 
     def __init__(self, message: str = "This link is not valid.") -> None:
         super().__init__(message)
 
 
 class UnknownTopic(AdieuError):
+    code = "unknown_topic"
     http_status = 404
+    # RFC 3463 §3.7: the message's content (here its X-Adieu-Topic) is the problem.
+    smtp_reply = (554, "5.6.0")
 
     def __init__(self, key: str) -> None:
         super().__init__(f"There is no topic called {key!r}.")
@@ -36,6 +56,7 @@ class UnknownTopic(AdieuError):
 
 
 class TopicExists(AdieuError):
+    code = "topic_exists"
     http_status = 409
 
     def __init__(self, key: str) -> None:
@@ -44,6 +65,7 @@ class TopicExists(AdieuError):
 
 
 class TopicInUse(AdieuError):
+    code = "topic_in_use"
     http_status = 409
 
     def __init__(self, key: str) -> None:
@@ -57,22 +79,59 @@ class TopicInUse(AdieuError):
 class InvalidInput(AdieuError):
     """A value or file that cannot be used as given (bad column, unreadable file…)."""
 
+    code = "invalid_input"
+
+
+class InvalidSettings(AdieuError):
+    """One or more ``ADIEU_*`` settings (or ``adieu.toml`` values) are not usable."""
+
+    code = "invalid_settings"
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
 
 class KeyRingError(AdieuError):
     """The key file is missing, unreadable or inconsistent."""
 
+    code = "key_ring_error"
     exit_code = 1
     http_status = 500
+    smtp_reply = (451, "4.3.0")
 
 
 class NotFound(AdieuError):
     """An API key, webhook, contact or delivery that does not exist."""
 
+    code = "not_found"
     http_status = 404
 
 
 class NotAllowed(AdieuError):
     """Authenticated, but this key may not do that (a read-only key writing)."""
 
+    code = "not_allowed"
     exit_code = 1
     http_status = 403
+
+
+class Unavailable(AdieuError):
+    """The ledger (or another part Adieu needs) cannot answer now; nothing was
+    changed, and the same request may succeed later."""
+
+    code = "unavailable"
+    exit_code = EX_TEMPFAIL
+    http_status = 503
+    smtp_reply = (451, "4.3.0")
+
+    def __init__(self, message: str = "The ledger cannot be reached just now.") -> None:
+        super().__init__(message)
+
+
+def storage_trouble(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database failing (locked, gone, read-only, full),
+    as opposed to a bug: such requests get "try again later", never a 500."""
+    from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError
+
+    return isinstance(exc, (OperationalError, InterfaceError, TimeoutError, Unavailable))

@@ -28,6 +28,7 @@ _ROOT = Path(__file__).parent
 _METHODS = {
     PAGES: [
         ("web/admin/**", "ignore"),
+        ("web/errors.py", "ignore"),
         ("web/**.py", "python"),
         ("mail/**.py", "python"),
         ("web/templates/**.html", "jinja2.ext:babel_extract"),
@@ -35,6 +36,7 @@ _METHODS = {
     CLI: [("web/**", "ignore"), ("mail/**", "ignore"), ("**.py", "python")],
     ADMIN: [
         ("web/admin/**.py", "python"),
+        ("web/errors.py", "python"),
         ("web/admin/templates/**.html", "jinja2.ext:babel_extract"),
     ],
 }

@@ -6,7 +6,7 @@ topic, judged against Gmail's sender guidelines: below 0.1 % is the goal
 ("ok"), up to 0.3 % is "watch", at or above 0.3 % is "breach". Time to honour
 is measured from the request to the ledger commit and to the last webhook
 delivery, against Gmail/Yahoo's two days (48 hours) and CAN-SPAM's ten business
-days (REQUIREMENTS.md).
+days (docs/REQUIREMENTS.md).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from adieu.ledger.database import make_engine, upgrade
 from adieu.ledger.outbox import Outbox
 from adieu.ledger.stats import Stats
 from adieu.policy import Policy
-from adieu.settings import Settings
+from adieu.settings import Settings, load_settings
 from adieu.tokens import ALL, TokenCodec, check_campaign, check_locale
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -37,7 +37,7 @@ class Link:
 
 class Adieu:
     def __init__(self, settings: Settings | None = None, *, migrate: bool = True) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         self._migrate = migrate
 
     @cached_property

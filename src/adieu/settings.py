@@ -1,6 +1,6 @@
 """Settings, from the environment (``ADIEU_*``) or an ``adieu.toml`` file.
 
-The names here are part of the public interface (DESIGN.md); every one is
+The names here are part of the public interface (docs/ARCHITECTURE.md); every one is
 documented in the README, and a test checks that.
 """
 
@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from adieu.errors import InvalidSettings
 
 AddressDisplay = Literal["mask", "full", "hash"]
 
@@ -188,3 +190,28 @@ class Settings(BaseSettings):
     @property
     def base(self) -> str:
         return self.base_url.rstrip("/")
+
+
+def load_settings(**given: object) -> Settings:
+    """The settings from the environment and ``adieu.toml``; a value that cannot
+    be used is an ``InvalidSettings`` naming each bad setting in one sentence."""
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise InvalidSettings(_problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    problems: dict[str, str] = {}
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error.get("loc", ()) if isinstance(part, str))
+        setting = f"ADIEU_{name.upper()}" if name else "A setting"
+        message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        given = error.get("input")
+        shown = (
+            f" (it is {given!r})"
+            if isinstance(given, (str, int, float)) and repr(given) not in message
+            else ""
+        )
+        problems.setdefault(setting, f"{setting}: {message[:1].lower()}{message[1:]}{shown}.")
+    return list(problems.values())

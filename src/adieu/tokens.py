@@ -1,4 +1,4 @@
-"""Unsubscribe tokens: opaque, authenticated and stateless (DESIGN.md "Tokens").
+"""Unsubscribe tokens: opaque, authenticated and stateless (docs/ARCHITECTURE.md "Tokens").
 
 Wire format, base64url without padding::
 

@@ -3,7 +3,6 @@ R13, and no mail loops)."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,24 +65,3 @@ class Intake:
                 )
             result.applied.append((finding.kind, mask(finding.address)))
         return result
-
-
-class InboundHandler:
-    """aiosmtpd handler for ``adieu inbound --listen`` (SMTP or LMTP peers)."""
-
-    def __init__(self, intake: Intake) -> None:
-        self.intake = intake
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content or b""
-        try:
-            await asyncio.to_thread(self.intake.process, raw, list(envelope.rcpt_tos))
-        except Exception:  # the ledger is unavailable: the sender keeps it and retries
-            return "451 4.3.0 Cannot record this now; please try again later"
-        return "250 2.0.0 Recorded"

@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
-from adieu.ledger.core import (
+from adieu.ledger.core import Ledger
+from adieu.ledger.vocabulary import (
+    Blocklist,
     Channel,
     ContactStatus,
     Event,
     EventType,
+    Fact,
     Frequency,
     ImportResult,
-    Ledger,
     Outcome,
     Reason,
     SendState,
+    Suppression,
     SuppressionRecord,
     Topic,
     UnsubscribeRequest,
 )
 
 __all__ = [
+    "Blocklist",
     "Channel",
     "ContactStatus",
     "Event",
     "EventType",
+    "Fact",
     "Frequency",
     "ImportResult",
     "Ledger",
     "Outcome",
     "Reason",
     "SendState",
+    "Suppression",
     "SuppressionRecord",
     "Topic",
     "UnsubscribeRequest",

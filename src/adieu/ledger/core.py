@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, Row, delete, func, insert, select, update
@@ -24,174 +23,25 @@ from adieu.errors import AdieuError, InvalidInput, TopicExists, TopicInUse, Unkn
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE, ReadPool
 from adieu.ledger.schema import as_utc
+from adieu.ledger.vocabulary import (
+    CONSENT_REASONS,
+    Blocklist,
+    Channel,
+    ContactStatus,
+    Event,
+    EventType,
+    Fact,
+    Frequency,
+    ImportResult,
+    Outcome,
+    Reason,
+    SendState,
+    Suppression,
+    SuppressionRecord,
+    Topic,
+    UnsubscribeRequest,
+)
 from adieu.tokens import ALL, TOPIC_KEY, check_campaign
-
-
-class Channel(StrEnum):
-    """Through which door a change came (DESIGN.md "Storage")."""
-
-    ONE_CLICK = "one_click"
-    LANDING_PAGE = "landing_page"
-    PREFERENCES = "preferences"
-    MAILTO = "mailto"
-    COMPLAINT = "complaint"
-    BOUNCE = "bounce"
-    API = "api"
-    CLI = "cli"
-    IMPORT = "import"
-
-
-class Reason(StrEnum):
-    """Why an address is suppressed."""
-
-    UNSUBSCRIBE = "unsubscribe"
-    COMPLAINT = "complaint"
-    HARD_BOUNCE = "hard_bounce"
-    MANUAL = "manual"
-    IMPORT = "import"
-
-
-#: Reasons that are the person's (or operator's) "no": a resubscribe lifts
-#: them. A hard bounce is a fact about the mailbox and stays.
-CONSENT_REASONS = frozenset({Reason.UNSUBSCRIBE, Reason.COMPLAINT, Reason.MANUAL, Reason.IMPORT})
-
-
-class EventType(StrEnum):
-    UNSUBSCRIBE = "unsubscribe"
-    RESUBSCRIBE = "resubscribe"
-    PREFERENCES = "preferences"
-    REASON = "reason"
-    COMPLAINT = "complaint"
-    HARD_BOUNCE = "hard_bounce"
-    SOFT_BOUNCE = "soft_bounce"
-    SUPPRESS = "suppress"
-    ERASE = "erase"
-    NOT_SPAM = "not_spam"
-    REJECTION = "rejection"
-
-
-class Frequency(StrEnum):
-    EVERY = "every"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
-
-
-@dataclass(frozen=True, slots=True)
-class Topic:
-    key: str
-    name: str
-    description: str
-    default_opt_in: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Suppression:
-    scope: str
-    reason: Reason
-    since: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What an operation did. ``changed=False`` means it was already so, ``since``."""
-
-    changed: bool
-    scope: str
-    since: datetime | None = None
-    reason: Reason | None = None
-    event_id: int | None = None
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnsubscribeRequest:
-    """One unsubscribe, as ``Ledger.unsubscribe_many`` takes them."""
-
-    address: str
-    scope: str | None = ALL
-    channel: Channel = Channel.API
-    campaign: str | None = None
-    reason: str | None = None
-    details: Mapping[str, Any] | None = None
-    at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    id: int
-    type: EventType
-    channel: Channel
-    scope: str
-    campaign: str | None
-    at: datetime
-    reason: str | None
-    details: dict[str, Any] | None
-    recorded_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SendState:
-    """What the send policy needs to know about one address, read in one query."""
-
-    known: bool
-    suppressions: tuple[Suppression, ...] = ()
-    subscribed_topics: frozenset[str] = frozenset()
-    frequency: Frequency = Frequency.EVERY
-    paused_until: datetime | None = None
-    last_marketing_send_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ContactStatus:
-    address: str | None  # None once erased
-    address_hash: bytes
-    state: SendState
-    soft_bounces: int = 0
-    erased_at: datetime | None = None
-    events: tuple[Event, ...] = ()
-
-    @property
-    def known(self) -> bool:
-        return self.state.known
-
-    @property
-    def suppressed_since(self) -> datetime | None:
-        """When the address stopped receiving all marketing, if it did."""
-        times = [s.since for s in self.state.suppressions if s.scope == ALL]
-        return min(times) if times else None
-
-
-@dataclass(frozen=True, slots=True)
-class SuppressionRecord:
-    """One suppression as imported or exported."""
-
-    address: str | None
-    address_hash: bytes | None = None
-    scope: str = ALL
-    reason: Reason = Reason.IMPORT
-    since: datetime | None = None
-
-
-@dataclass(slots=True)
-class ImportResult:
-    added: int = 0
-    already: int = 0
-    invalid: list[tuple[int, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Blocklist:
-    """Who may not get marketing in one scope now, for bulk filtering.
-
-    ``clear`` maps canonical addresses to the reason; ``hashed`` holds the
-    erased contacts, known only by their keyed hash. When ``allow_only`` is
-    set (a topic people must opt into), only those addresses may be mailed.
-    """
-
-    clear: dict[bytes, str]  # canonical address, UTF-8
-    hashed: dict[bytes, str]  # keyed hash
-    allow_only: frozenset[bytes] | None = None
-    allow_only_hashed: frozenset[bytes] | None = None
 
 
 def _utcnow() -> datetime:
@@ -204,8 +54,6 @@ _REASON = {r.value: r for r in Reason}
 
 #: ``Connection.info`` key: the events written in the current transaction.
 _WRITTEN = "adieu_events_written"
-
-_FREQUENCY_WINDOW = {Frequency.WEEKLY: timedelta(days=7), Frequency.MONTHLY: timedelta(days=30)}
 
 
 class Ledger:
@@ -1213,9 +1061,16 @@ class Ledger:
         )
 
     def blocklist(
-        self, topic: str | None, at: datetime, *, transactional: bool = False
+        self,
+        topic: str | None,
+        at: datetime,
+        *,
+        facts: Sequence[Fact],
+        windows: Mapping[Frequency, timedelta],
     ) -> Blocklist:
-        """Everyone who may not be mailed in ``topic`` at ``at``, with the reason.
+        """Everyone for whom one of ``facts`` holds in ``topic`` at ``at``, each
+        with the first of them in the order given (the policy's rule order).
+        ``windows``: how long each frequency keeps the next send waiting.
 
         Read in a few set-based queries straight from the driver, addresses
         as UTF-8 bytes, so that screening millions of addresses afterwards
@@ -1223,70 +1078,87 @@ class Ledger:
         """
         scope = self.check_scope(topic)
         p = self._reads.paramstyle
+        rank = {fact: i for i, fact in enumerate(facts)}
         address = "CAST(c.address AS BLOB)" if self._sqlite else "convert_to(c.address, 'UTF8')"
-        only_hard = f" AND s.reason = '{Reason.HARD_BOUNCE.value}'" if transactional else ""
-        label = "CASE WHEN s.scope = 'all' THEN s.reason ELSE 'topic_opt_out' END"
-        joined = (
-            " FROM suppressions s JOIN contacts c ON c.id = s.contact_id"
-            f" WHERE s.scope IN ('all', {p}){only_hard}"
-        )
-        # Straight from the cursor into the dictionaries: the bulk of the work.
-        clear: dict[bytes, str] = self._reads.mapping(
-            f"SELECT {address}, {label}{joined} AND c.address IS NOT NULL", (scope,)
-        )
+        clear: dict[bytes, str] = {}
         hashed: dict[bytes, str] = {}
-        # Erased contacts are few or none: look for one through the index
-        # before joining every suppression for them.
-        if self._reads.fetchall("SELECT 1 FROM contacts WHERE address IS NULL LIMIT 1", ()):
-            hashed = {
-                bytes(d): why
-                for d, why in self._reads.rows(
-                    f"SELECT c.address_hash, {label}{joined} AND c.address IS NULL", (scope,)
-                )
-            }
-        # A few people are suppressed for several reasons: name the most telling.
-        several = self._reads.fetchall(
-            f"SELECT {address}, c.address_hash, {label}{joined} AND s.contact_id IN"
-            " (SELECT contact_id FROM suppressions GROUP BY contact_id HAVING COUNT(*) > 1)",
-            (scope,),
-        )
-        rank = BLOCK_ORDER.index
-        for addr, digest, why in several:
+
+        def note(addr: Any, digest: Any, fact: str) -> None:
+            """Keep the fact that ranks first for this contact."""
             target, key = (clear, bytes(addr)) if addr is not None else (hashed, bytes(digest))
-            if rank(why) < rank(target[key]):
-                target[key] = why
-        if transactional:
-            return Blocklist(clear, hashed)
-        later: list[tuple[str, str, tuple[Any, ...]]] = [
-            ("paused", "c.paused_until > {p}", (self._stored(at),))
-        ]
-        for freq, window in _FREQUENCY_WINDOW.items():
-            later.append(
-                (
-                    "frequency_cap",
-                    "c.frequency = {p} AND c.last_marketing_send_at > {p}",
-                    (freq.value, self._stored(at - window)),
-                )
+            held = target.get(key)
+            if held is None or rank[Fact(fact)] < rank[Fact(held)]:
+                target[key] = fact
+
+        # Suppressions: of all marketing by reason, and of this topic by any.
+        reasons = [f.value for f in facts if f.value in _REASON]
+        wanted: list[str] = []
+        params: tuple[Any, ...] = ()
+        if reasons:
+            wanted.append(f"(s.scope = 'all' AND s.reason IN ({', '.join([p] * len(reasons))}))")
+            params += tuple(reasons)
+        if Fact.TOPIC_OPT_OUT in rank and scope != ALL:
+            wanted.append(f"s.scope = {p}")
+            params += (scope,)
+        if wanted:
+            label = f"CASE WHEN s.scope = 'all' THEN s.reason ELSE '{Fact.TOPIC_OPT_OUT.value}' END"
+            joined = (
+                " FROM suppressions s JOIN contacts c ON c.id = s.contact_id"
+                f" WHERE ({' OR '.join(wanted)})"
             )
-        for label, where, params in later:
-            for addr, digest in self._reads.fetchall(
-                f"SELECT {address}, c.address_hash FROM contacts c WHERE {where.format(p=p)}",
+            # Straight from the cursor into the dictionary: the bulk of the work.
+            clear = self._reads.mapping(
+                f"SELECT {address}, {label}{joined} AND c.address IS NOT NULL", params
+            )
+            # Erased contacts are few or none: look for one through the index
+            # before joining every suppression for them.
+            if self._reads.fetchall("SELECT 1 FROM contacts WHERE address IS NULL LIMIT 1", ()):
+                hashed = {
+                    bytes(d): why
+                    for d, why in self._reads.rows(
+                        f"SELECT c.address_hash, {label}{joined} AND c.address IS NULL", params
+                    )
+                }
+            # A few people are suppressed for several reasons: name the first.
+            for addr, digest, why in self._reads.fetchall(
+                f"SELECT {address}, c.address_hash, {label}{joined} AND s.contact_id IN"
+                " (SELECT contact_id FROM suppressions GROUP BY contact_id HAVING COUNT(*) > 1)",
                 params,
             ):
-                if addr is not None:
-                    clear.setdefault(bytes(addr), label)
-                else:
-                    hashed.setdefault(bytes(digest), label)
-        allow: frozenset[bytes] | None = None
-        allow_hashed: frozenset[bytes] | None = None
-        if scope != ALL and not self.topic(scope).default_opt_in:
-            subs = self._reads.fetchall(
-                f"SELECT {address}, c.address_hash FROM subscriptions sub"
-                f" JOIN contacts c ON c.id = sub.contact_id WHERE sub.topic = {p}",
-                (scope,),
-            )
-            allow = frozenset(bytes(a) for a, _ in subs if a is not None)
-            allow_hashed = frozenset(bytes(h) for a, h in subs if a is None)
+                note(addr, digest, why)
+        later: list[tuple[Fact, str, tuple[Any, ...]]] = []
+        if Fact.PAUSED in rank:
+            later.append((Fact.PAUSED, f"c.paused_until > {p}", (self._stored(at),)))
+        if Fact.FREQUENCY_CAP in rank:
+            for freq, window in windows.items():
+                later.append(
+                    (
+                        Fact.FREQUENCY_CAP,
+                        f"c.frequency = {p} AND c.last_marketing_send_at > {p}",
+                        (freq.value, self._stored(at - window)),
+                    )
+                )
+        for fact, where, values in later:
+            for addr, digest in self._reads.fetchall(
+                f"SELECT {address}, c.address_hash FROM contacts c WHERE {where}", values
+            ):
+                note(addr, digest, fact.value)
+        if Fact.NOT_SUBSCRIBED not in rank or scope == ALL or self.topic(scope).default_opt_in:
+            return Blocklist(clear, hashed)
+        subs = self._reads.fetchall(
+            f"SELECT {address}, c.address_hash FROM subscriptions sub"
+            f" JOIN contacts c ON c.id = sub.contact_id WHERE sub.topic = {p}",
+            (scope,),
+        )
+        allow = frozenset(bytes(a) for a, _ in subs if a is not None)
+        allow_hashed = frozenset(bytes(h) for a, h in subs if a is None)
+        # Who is not subscribed, and held only by facts that rank after that,
+        # is reported as not subscribed.
+        after = {f.value for f in facts[rank[Fact.NOT_SUBSCRIBED] + 1 :]}
+        for target, allowed in ((clear, allow), (hashed, allow_hashed)):
+            for key, why in target.items():
+                if why in after and key not in allowed:
+                    target[key] = Fact.NOT_SUBSCRIBED.value
         return Blocklist(clear, hashed, allow, allow_hashed)
 
     def count_contacts(self) -> int:
@@ -1330,6 +1202,11 @@ class Ledger:
         self, batch: list[SuppressionRecord], result: ImportResult, channel: Channel, source: str
     ) -> None:
         now = self.now()
+        # A hard bounce is a fact about the mailbox: it has no topic.
+        batch = [
+            replace(r, scope=ALL) if r.reason is Reason.HARD_BOUNCE and r.scope != ALL else r
+            for r in batch
+        ]
         scopes = {r.scope for r in batch}
         for scope in scopes:
             self.check_scope(scope)
@@ -1530,19 +1407,6 @@ class Ledger:
                 .values(address=None, erased_at=at, paused_until=None)
             )
         return Outcome(changed=True, scope=ALL, since=at, reason=Reason.MANUAL, event_id=event_id)
-
-
-#: Why a blocklist entry is there, most telling first (several may hold).
-BLOCK_ORDER = (
-    Reason.HARD_BOUNCE.value,
-    Reason.COMPLAINT.value,
-    Reason.UNSUBSCRIBE.value,
-    Reason.MANUAL.value,
-    Reason.IMPORT.value,
-    "topic_opt_out",
-    "paused",
-    "frequency_cap",
-)
 
 
 def _clip(text: str | None, limit: int = 1000) -> str | None:

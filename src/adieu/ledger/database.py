@@ -33,12 +33,16 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False}
+            url,
+            connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
+            hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # hide_parameters: a failed statement's message (logged, raised) never
+    # carries its parameters, which hold addresses.
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 class ReadPool:
@@ -136,7 +140,7 @@ def _sqlite_begin(conn: Connection) -> None:
 
 #: The newest migration. Kept here so that a start-up check needs one query
 #: and no Alembic import; a test checks it against the migrations directory.
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _alembic_config() -> Config:

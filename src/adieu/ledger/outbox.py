@@ -22,8 +22,8 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 
 from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import schema as t
-from adieu.ledger.core import EventType
 from adieu.ledger.database import WRITE
+from adieu.ledger.vocabulary import EventType
 
 ALL_TYPES = "*"
 EVENT_TYPES = tuple(e.value for e in EventType)

@@ -20,8 +20,6 @@ import hashlib
 import hmac
 import ipaddress
 import queue
-import re
-import signal
 import smtplib
 import socket
 import ssl
@@ -41,18 +39,31 @@ from adieu import metrics
 from adieu.errors import AdieuError, InvalidAddress, InvalidInput
 from adieu.mail.stamper import Stamper
 from adieu.policy import Category
-from adieu.processes import check_free, listening_socket, run_workers
+from adieu.secret import Secret
 from adieu.service import Adieu
+from adieu.smtp.replies import (
+    AUTH_REQUIRED,
+    BAD_ADDRESS,
+    BAD_MESSAGE,
+    NOT_WANTED,
+    OK,
+    TRY_LATER,
+    printable,
+    reply_for,
+)
+from adieu.smtp.server import FastPathSMTP, parse_hostport, parse_networks, run, serve
+from adieu.smtp.upstream import Upstream, UpstreamConfig
 from adieu.tokens import ALL
 
-# RFC 3463 enhanced status codes, by name (as aiosmtpd's own tests do).
-OK = "250 2.0.0 OK"
-AUTH_REQUIRED = "530 5.7.0 Authentication required"
-NOT_WANTED = "550 5.7.1 <{address}> does not receive this mail: {why}"
-BAD_ADDRESS = "553 5.1.3 <{address}> is not a valid address"
-BAD_MESSAGE = "554 5.6.0 {why}"
-TRY_LATER = "451 4.4.1 The next hop did not take the message; please try again later"
-LOCAL_ERROR = "451 4.3.0 {why}"
+__all__ = [
+    "RelayConfig",
+    "RelayHandler",
+    "RelaySMTP",
+    "make_smtp",
+    "parse_hostport",
+    "parse_networks",
+    "run_relay",
+]
 
 _CONTROL = ("X-Adieu-Category", "X-Adieu-Topic", "X-Adieu-Campaign")
 
@@ -84,13 +95,26 @@ class RelayConfig:
     topic: str | None = None
     drop_refused: bool = False
     user: str | None = None
-    password: str | None = None
+    password: Secret | None = None
     upstream_timeout: float = 30.0
     upstream_user: str | None = None
-    upstream_password: str | None = None
+    upstream_password: Secret | None = None
     upstream_tls: str = "starttls"  # "starttls", "implicit" or "none"
     upstream_ca_file: str | None = None
-    counts: Counter[str] = field(default_factory=DecisionCounts)
+    counts: Counter[str] = field(default_factory=DecisionCounts, repr=False)
+
+    @property
+    def upstream_config(self) -> UpstreamConfig:
+        host, port = self.upstream
+        return UpstreamConfig(
+            host,
+            port,
+            timeout=self.upstream_timeout,
+            user=self.upstream_user,
+            password=self.upstream_password,
+            tls=self.upstream_tls,
+            ca_file=self.upstream_ca_file,
+        )
 
 
 class RelayHandler:
@@ -102,13 +126,11 @@ class RelayHandler:
         self.stamper = Stamper(adieu)
         self.counts = config.counts
         self._delivered: OrderedDict[str, set[str]] = OrderedDict()
-        self._local = threading.local()
         self.sends = SendLog(adieu)
-        self._lock = threading.Lock()
+        self.upstream = Upstream(config.upstream_config)
         # Forwarding waits on the upstream most of the time: enough threads
         # that messages do not queue behind each other.
         self._workers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="adieu-relay")
-        self._open: set[smtplib.SMTP] = set()
 
     # -- who may use the relay (never an open relay) -------------------------
 
@@ -121,7 +143,7 @@ class RelayHandler:
             and config.user is not None
             and config.password is not None
             and hmac.compare_digest(auth_data.login, config.user.encode())
-            and hmac.compare_digest(auth_data.password, config.password.encode())
+            and hmac.compare_digest(auth_data.password, config.password.reveal().encode())
         ):
             return AuthResult(success=True)
         self.counts["auth_failed"] += 1
@@ -158,14 +180,12 @@ class RelayHandler:
             # a hop to a thread that may be busy forwarding a message.
             decision = self.adieu.policy.may_send(address, config.topic, config.category)
         except InvalidAddress:
-            return BAD_ADDRESS.format(address=_printable(address))
-        except AdieuError as exc:
-            return LOCAL_ERROR.format(why=_printable(str(exc)))
+            return BAD_ADDRESS.format(address=printable(address))
         if not decision:
             self.counts[f"refused:{decision.reason}"] += 1
             if config.drop_refused:
                 return OK  # accepted and dropped: the client never learns who left
-            return NOT_WANTED.format(address=_printable(address), why=decision.reason)
+            return NOT_WANTED.format(address=printable(address), why=decision.reason)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return OK
@@ -182,12 +202,15 @@ class RelayHandler:
         if not envelope.rcpt_tos:
             return OK  # every recipient was dropped
         try:
-            result = await asyncio.get_running_loop().run_in_executor(
+            return await asyncio.get_running_loop().run_in_executor(
                 self._workers, self._deliver, envelope, content
             )
-        except InvalidInput as exc:
-            return BAD_MESSAGE.format(why=_printable(str(exc)))
-        return result
+        except Exception as exc:  # the one map: a clear reply, never a traceback
+            return reply_for(exc)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's hook for an exception in any other command."""
+        return reply_for(error)
 
     def _deliver(self, envelope: Envelope, content: bytes) -> str:
         # The raw header values are all that is needed here (no header objects).
@@ -238,85 +261,17 @@ class RelayHandler:
         delivered: list[str] = []
         for recipient, data in copies:
             try:
-                self._send_one(sender, recipient, data)
+                self.upstream.send(sender, recipient, data)
             except (smtplib.SMTPException, OSError):
-                self._drop_upstream()
+                self.upstream.drop()
                 return delivered
             delivered.append(recipient)
             done.add(recipient)
         return delivered
 
-    def _send_one(self, sender: str, recipient: str, data: bytes) -> None:
-        try:
-            self._upstream().sendmail(sender, [recipient], data)
-        except (smtplib.SMTPServerDisconnected, ConnectionError):
-            # a kept connection the upstream closed meanwhile: once more, fresh
-            self._upstream(fresh=True).sendmail(sender, [recipient], data)
-
-    def _upstream(self, fresh: bool = False) -> smtplib.SMTP:
-        kept: smtplib.SMTP | None = getattr(self._local, "upstream", None)
-        if kept is not None and not fresh:
-            # A finished transaction leaves the session ready for the next
-            # (RFC 5321 §4.1.4); a connection the upstream closed meanwhile
-            # shows as a disconnect, and _send_one opens a fresh one.
-            return kept
-        self._drop_upstream()
-        config = self.config
-        host, port = config.upstream
-        connection: smtplib.SMTP
-        if config.upstream_tls == "implicit":
-            connection = smtplib.SMTP_SSL(
-                host, port, timeout=config.upstream_timeout, context=self._tls(verify=True)
-            )
-        else:
-            connection = smtplib.SMTP(host, port, timeout=config.upstream_timeout)
-        try:
-            connection.ehlo_or_helo_if_needed()
-            if config.upstream_tls == "starttls" and connection.has_extn("starttls"):
-                # With credentials the certificate must be the upstream's own;
-                # without, encryption is opportunistic (as between MTAs).
-                connection.starttls(context=self._tls(verify=config.upstream_user is not None))
-                connection.ehlo()
-            if config.upstream_user is not None:
-                if not isinstance(connection.sock, ssl.SSLSocket):
-                    raise smtplib.SMTPException(
-                        "the upstream offers no TLS: its password is never sent in the clear"
-                    )
-                connection.login(config.upstream_user, config.upstream_password or "")
-        except BaseException:
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                connection.close()
-            raise
-        self._local.upstream = connection
-        with self._lock:
-            self._open.add(connection)
-        return connection
-
-    def _tls(self, *, verify: bool) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.config.upstream_ca_file)
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
-    def _drop_upstream(self) -> None:
-        connection = getattr(self._local, "upstream", None)
-        self._local.upstream = None
-        if connection is not None:
-            self._close(connection)
-
-    def _close(self, connection: smtplib.SMTP) -> None:
-        with self._lock:
-            self._open.discard(connection)
-        with contextlib.suppress(smtplib.SMTPException, OSError):
-            connection.close()
-
     def close(self) -> None:
         """Close the kept upstream connections and record the last sends."""
-        with self._lock:
-            connections = list(self._open)
-        for connection in connections:
-            self._close(connection)
+        self.upstream.close()
         self._workers.shutdown(wait=True)
         self.sends.close()
 
@@ -385,30 +340,8 @@ def _without_control_headers(content: bytes) -> bytes:
     return b"\r\n".join(kept) + sep + body
 
 
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() and ch not in "<>" else "?" for ch in text)[:200]
-
-
-_PLAIN_PATH = re.compile(r"\s*<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+)?)>(.*)", re.S)
-
-
-class RelaySMTP(SMTP):
-    """aiosmtpd's server with a fast path for plain ``<local@domain>`` paths.
-
-    aiosmtpd parses every MAIL and RCPT path with the e-mail header parser
-    (and defines a class per call); for a plain dot-atom address the result
-    is the text between the brackets, which is what this returns. Anything
-    else goes to aiosmtpd's own parser.
-    """
-
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        match = _PLAIN_PATH.fullmatch(arg)
-        if match is None or "(" in match.group(2):  # comments: let aiosmtpd read them
-            return super()._getaddr(arg)
-        address, rest = match.group(1), match.group(2)
-        if not address:  # the null path, as aiosmtpd gives it
-            return "<>", rest
-        return address, rest.lstrip(" \t")
+#: The relay's server class (kept under its old name).
+RelaySMTP = FastPathSMTP
 
 
 def make_smtp(
@@ -418,8 +351,8 @@ def make_smtp(
     size_limit: int,
     hostname: str | None = None,
 ) -> SMTP:
-    """The aiosmtpd server for one connection, with Adieu's limits."""
-    return RelaySMTP(
+    """The aiosmtpd server for one relay connection, with Adieu's limits."""
+    return FastPathSMTP(
         handler,
         data_size_limit=size_limit,
         enable_SMTPUTF8=True,
@@ -433,26 +366,6 @@ def make_smtp(
     )
 
 
-async def serve_relay(
-    handler: RelayHandler,
-    sock: socket.socket,
-    *,
-    tls: ssl.SSLContext | None = None,
-    size_limit: int = 25 * 1024 * 1024,
-) -> None:
-    """Serve on ``sock`` until SIGTERM or SIGINT, then finish cleanly."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: make_smtp(handler, tls=tls, size_limit=size_limit), sock=sock
-    )
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, server.close)
-    async with server:
-        with contextlib.suppress(asyncio.CancelledError):
-            await server.serve_forever()
-
-
 def run_relay(
     make_handler: Callable[[], RelayHandler],
     host: str,
@@ -463,44 +376,22 @@ def run_relay(
     workers: int = 1,
     metrics_at: tuple[str, int] | None = None,
 ) -> None:
-    """Run the relay in ``workers`` processes sharing one listening socket.
+    """Run the relay in ``workers`` processes sharing one listening port.
 
     Stamping and signing are CPU work under one interpreter lock per process,
-    so a busy relay uses more cores with more processes. Each process builds
-    its own handler (database connections are never shared across a fork).
-    With ``metrics_at``, worker N serves Prometheus metrics on its port + N.
+    so a busy relay uses more cores with more processes. With ``metrics_at``,
+    worker N serves Prometheus metrics on its port + N.
     """
-    shared = workers > 1
-    check_free(host, port)
 
-    def run_one(index: int) -> None:
+    def worker(index: int, sock: socket.socket) -> None:
         if metrics_at is not None:
             from prometheus_client import start_http_server
 
             start_http_server(metrics_at[1] + index, addr=metrics_at[0], registry=metrics.REGISTRY)
-        sock = listening_socket(host, port, shared=shared)
         handler = make_handler()
         try:
-            asyncio.run(serve_relay(handler, sock, tls=tls, size_limit=size_limit))
+            asyncio.run(serve(lambda: make_smtp(handler, tls=tls, size_limit=size_limit), sock))
         finally:
             handler.close()
-            sock.close()
 
-    run_workers(workers, run_one)
-
-
-def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host:
-        return value, default_port
-    try:
-        return host.strip("[]"), int(port)
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not HOST:PORT.") from None
-
-
-def parse_networks(values: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    try:
-        return [ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip()]
-    except ValueError as exc:
-        raise InvalidInput(f"Not a network: {exc}.") from None
+    run(worker, host, port, workers=workers)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -18,35 +17,26 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adieu import __version__
-from adieu.errors import AdieuError, InvalidToken
+from adieu.errors import InvalidToken
 from adieu.i18n import gettext
 from adieu.ledger import Channel, ContactStatus, Frequency, Outcome
 from adieu.metrics import Exposition, LedgerCollector, Timed
 from adieu.service import Adieu
 from adieu.tokens import ALL, TokenPayload
+from adieu.web import errors
 from adieu.web.admin import dashboard
 from adieu.web.admin.api import build_router
-from adieu.web.admin.auth import (
-    INTERNAL_ERROR,
-    SCHEMA_MISMATCH,
-    ApiError,
-    Authenticator,
-    bearer,
-    client_of,
-    error_response,
-)
+from adieu.web.admin.auth import Authenticator, bearer, client_of
 from adieu.web.commit import GroupCommit, from_link
+from adieu.web.errors import Failure, FormRefused
 from adieu.web.hooks import deliverer_for
 from adieu.web.oneclick import OneClick
 from adieu.web.support import Pages, Palette, parse_form, read_body
@@ -115,61 +105,24 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     app.state.auth = auth
     api_router = build_router(adieu, auth)
 
-    @app.exception_handler(InvalidToken)
-    async def invalid_token(request: Request, exc: InvalidToken) -> Response:
-        if _is_api(request):
-            return error_response(400, "invalid_token", str(exc))
-        return pages.render("invalid.html", pages.locale(request), status=400)
+    def allowed_methods(request: Request) -> set[str]:
+        """Every method of every API route on this path (Starlette names only the first)."""
+        allowed: set[str] = set()
+        for route in api_router.routes:
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE:
+                allowed |= route.methods or set()
+        return allowed
 
-    @app.exception_handler(AdieuError)
-    async def adieu_error(request: Request, exc: AdieuError) -> Response:
-        if _is_api(request):
-            return error_response(exc.http_status, _code(exc), str(exc))
-        return pages.render("error.html", pages.locale(request), status=exc.http_status)
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        return error_response(
-            exc.status, exc.code, exc.message, headers=exc.headers, details=exc.details
+    def error_page(request: Request, failure: Failure, exc: BaseException) -> Response:
+        if isinstance(exc, FormRefused):
+            return pages.render("expired.html", exc.locale, status=403, **exc.context)
+        locale = pages.locale(request)
+        name = {400: "invalid.html" if isinstance(exc, InvalidToken) else "error.html"}.get(
+            failure.status, "missing.html" if failure.status in (404, 405) else "error.html"
         )
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        details = [
-            {"location": [str(part) for part in e.get("loc", ())], "message": str(e.get("msg", ""))}
-            for e in exc.errors()[:50]
-        ]
-        return error_response(
-            422,
-            "invalid_request",
-            SCHEMA_MISMATCH,
-            details=details,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if _is_api(request):
-            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-            headers = dict(exc.headers or {})
-            if exc.status_code == 405:
-                # Every method of every route on this path (Starlette names only the first).
-                allowed: set[str] = set()
-                for route in api_router.routes:
-                    if (
-                        isinstance(route, APIRoute)
-                        and route.matches(request.scope)[0] != Match.NONE
-                    ):
-                        allowed |= route.methods or set()
-                headers["Allow"] = ", ".join(sorted(allowed))
-            return error_response(exc.status_code, code, str(exc.detail), headers=headers)
-        return await http_exception_handler(request, exc)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # Logged by the server; the caller gets no traceback.
-        if _is_api(request):
-            return error_response(500, "internal", INTERNAL_ERROR)
-        return pages.render("error.html", pages.locale(request), status=500)
+        response = pages.render(name, locale, status=failure.status)
+        response.headers.update(failure.headers)
+        return response
 
     # -- plumbing -------------------------------------------------------------
 
@@ -241,10 +194,6 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
         if not pages.csrf_ok(request, token, form):
             raise FormRefused(locale, ctx)
         return form, payload, locale, ctx
-
-    @app.exception_handler(FormRefused)
-    async def form_refused(request: Request, exc: FormRefused) -> Response:
-        return pages.render("expired.html", exc.locale, status=403, **exc.context)
 
     # -- landing page and unsubscribe ---------------------------------------------
 
@@ -378,17 +327,9 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     # The operator's routes go after the public pages: a request is matched
     # against routes in order, and the pages are what every recipient hits.
     app.include_router(api_router)
-    dashboard.install(app, adieu, auth)
+    admin_error = dashboard.install(app, adieu, auth)
+    errors.install(app, page=error_page, admin=admin_error, allowed_methods=allowed_methods)
     return app
-
-
-class FormRefused(Exception):
-    """A state-changing form that did not come from our own page."""
-
-    def __init__(self, locale: str, context: dict[str, Any]) -> None:
-        super().__init__("form refused")
-        self.locale = locale
-        self.context = context
 
 
 class SecurityHeaders:
@@ -433,15 +374,6 @@ def _describe(
         return gettext("The pause has ended.", locale)
     when = pages.when(datetime.fromisoformat(new), locale)
     return gettext("Paused until {date}.", locale).format(date=when)
-
-
-def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-def _code(exc: AdieuError) -> str:
-    """``UnknownTopic`` → ``unknown_topic``: the machine-readable error code."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def app_from_environment() -> FastAPI:

@@ -10,19 +10,22 @@ the page routes.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adieu.errors import AdieuError, InvalidToken
+from adieu.errors import InvalidToken
 from adieu.i18n import gettext
 from adieu.ledger import Channel
 from adieu.service import Adieu
 from adieu.web.commit import GroupCommit, from_link
+from adieu.web.errors import failure_of
 from adieu.web.support import FORM_TYPE, MAX_FORM, Pages
 
 _PATH = re.compile(r"/u/([A-Za-z0-9_-]{1,1024})")
+log = logging.getLogger("adieu.web")
 _PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
@@ -69,8 +72,12 @@ class OneClick:
             await self.committer.unsubscribe(
                 from_link(payload, payload.scope, Channel.ONE_CLICK, "mail_client")
             )
-        except AdieuError as exc:  # e.g. the link's topic no longer exists
-            await _respond(send, exc.http_status, gettext("Something went wrong", locale))
+        except Exception as exc:  # the link's topic is gone, the ledger is locked…
+            failure = failure_of(exc)
+            if failure.status >= 500:
+                log.error("one-click not recorded: %s", failure.code, exc_info=exc)
+            text = gettext("Something went wrong", locale)
+            await _respond(send, failure.status, text, failure.headers)
             return
         # RFC 8058 §3.2: a plain 200, never a redirect, no cookies needed.
         await _respond(send, 200, gettext("You are unsubscribed.", locale))
@@ -97,13 +104,16 @@ def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
     return replayed
 
 
-async def _respond(send: Send, status: int, text: str) -> None:
+async def _respond(
+    send: Send, status: int, text: str, headers: dict[str, str] | None = None
+) -> None:
     data = text.encode()
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*_PLAIN, (b"content-length", str(len(data)).encode())],
+            "headers": [*_PLAIN, (b"content-length", str(len(data)).encode()), *extra],
         }
     )
     await send({"type": "http.response.body", "body": data})

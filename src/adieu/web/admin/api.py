@@ -35,7 +35,8 @@ from adieu.policy import Category, Decision
 from adieu.service import Adieu
 from adieu.tokens import ALL
 from adieu.web.admin import schemas as s
-from adieu.web.admin.auth import ApiError, Authenticator, client_of
+from adieu.web.admin.auth import Authenticator, client_of
+from adieu.web.errors import ApiError
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": s.ErrorBody, "description": text}

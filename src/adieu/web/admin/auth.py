@@ -8,55 +8,19 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
-from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from adieu.i18n import admin_text as _
 from adieu.ledger.apikeys import ApiKey, ApiKeys
+from adieu.web.errors import ApiError
 
 #: Wrong keys allowed per client address and window before it is refused (429).
 FAILURE_LIMIT = 10
 FAILURE_WINDOW_S = 60.0
-SCHEMA_MISMATCH = _("The request does not match the API's schema.")
-INTERNAL_ERROR = _("Something went wrong on our side. Please retry.")
 #: A verified key is trusted this long without asking the database again.
 _CACHE_S = 5.0
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        details: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-        self.details = details
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    details: list[dict[str, Any]] | None = None,
-) -> JSONResponse:
-    body: dict[str, Any] = {"status": status, "code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=dict(headers or {}))
 
 
 class FailureLimiter:

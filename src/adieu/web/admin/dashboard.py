@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hmac
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from importlib import resources
 from typing import Any
@@ -31,7 +32,8 @@ from adieu.ledger import ContactStatus
 from adieu.ledger.apikeys import ApiKey
 from adieu.service import Adieu
 from adieu.web.admin import charts
-from adieu.web.admin.auth import ApiError, Authenticator, client_of
+from adieu.web.admin.auth import Authenticator, client_of
+from adieu.web.errors import ApiError, Failure
 
 COOKIE = "adieu_admin"
 SESSION_S = 12 * 3600
@@ -70,7 +72,11 @@ def _iso(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
-def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
+def install(
+    app: FastAPI, adieu: Adieu, auth: Authenticator
+) -> Callable[[Request, Failure, BaseException], Response]:
+    """Add the dashboard's routes; returns how its errors are shown (for the
+    web door's error map)."""
     sessions = Sessions(adieu.keyring.hash_key)
     root = resources.files("adieu") / "web" / "admin" / "templates"
     env = Environment(loader=FileSystemLoader(str(root)), autoescape=select_autoescape(["html"]))
@@ -265,3 +271,10 @@ def install(app: FastAPI, adieu: Adieu, auth: Authenticator) -> None:
         webhook_id = int(request.path_params["webhook_id"])
         await run_in_threadpool(lambda: adieu.outbox.replay(webhook_id=webhook_id))
         return RedirectResponse("/admin#webhooks", status_code=303)
+
+    def error_page(request: Request, failure: Failure, exc: BaseException) -> Response:
+        response = render(request, "error.html", status=failure.status, message=failure.message)
+        response.headers.update(failure.headers)
+        return response
+
+    return error_page

@@ -1,102 +1,46 @@
-"""The send decision (layer 4): may this message go to this address now?
+"""The send policy (layer 3): who may be mailed now, and why not.
 
-Marketing is blocked by an unsubscribe from all, a complaint, a hard bounce, a
-manual or imported suppression, a topic opt-out (or, for a topic people must
-opt into, no opt-in), an active pause, or a reached frequency cap (R7, R13).
-Transactional mail is blocked only by a hard bounce: a receipt still reaches
-someone who left the newsletter, but nothing goes to a dead mailbox.
+The rule itself is ``adieu.policy.rules``; ``Policy`` applies it to the
+ledger's state, one address at a time (``may_send``), in batches
+(``check_many``) or to whole lists (``screen``, ``filter``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from typing import TypeVar
 
 from adieu.addresses import canonical
 from adieu.errors import AdieuError
-from adieu.ledger import Frequency, Ledger, Reason, SendState, Topic
-from adieu.screen import INVALID, Screen
+from adieu.ledger import Ledger, SendState
+from adieu.policy.rules import (
+    ALLOWED,
+    FREQUENCY_WINDOW,
+    INVALID_ADDRESS,
+    RULES,
+    Category,
+    Decision,
+    decide,
+    facts_for,
+    reason_of,
+)
+from adieu.policy.screen import INVALID, Screen
 from adieu.tokens import ALL
 
-
-class Category(StrEnum):
-    MARKETING = "marketing"
-    TRANSACTIONAL = "transactional"
-
-
-FREQUENCY_WINDOW = {Frequency.WEEKLY: timedelta(days=7), Frequency.MONTHLY: timedelta(days=30)}
-
-# The order in which reasons are reported when several hold.
-_REASON_ORDER = (
-    Reason.HARD_BOUNCE,
-    Reason.COMPLAINT,
-    Reason.UNSUBSCRIBE,
-    Reason.MANUAL,
-    Reason.IMPORT,
-)
-_REASON_LABEL = {
-    Reason.HARD_BOUNCE.value: "hard_bounce",
-    Reason.COMPLAINT.value: "complaint",
-    Reason.UNSUBSCRIBE.value: "unsubscribed",
-    Reason.MANUAL.value: "suppressed",
-    Reason.IMPORT.value: "suppressed",
-}
-
-
-def reason_label(reason: str) -> str:
-    """The policy's name for a ledger reason (blocklist entries pass through)."""
-    return _REASON_LABEL.get(reason, reason)
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """``allowed`` with a machine-readable ``reason`` ("ok" when allowed)."""
-
-    allowed: bool
-    reason: str = "ok"
-    since: datetime | None = None
-    until: datetime | None = None
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-
-ALLOWED = Decision(True)
-INVALID_ADDRESS = Decision(False, "invalid_address")
-
-
-def decide(state: SendState, topic: Topic | None, category: Category, at: datetime) -> Decision:
-    """The rules, as a pure function of the ledger's state."""
-    if not state.known:
-        if topic is not None and not topic.default_opt_in and category is Category.MARKETING:
-            return Decision(False, "not_subscribed")
-        return ALLOWED
-    by_reason = {s.reason: s for s in state.suppressions if s.scope == ALL}
-    hard = by_reason.get(Reason.HARD_BOUNCE)
-    if hard is not None:
-        return Decision(False, "hard_bounce", since=hard.since)
-    if category is Category.TRANSACTIONAL:
-        return ALLOWED
-    for reason in _REASON_ORDER:
-        held = by_reason.get(reason)
-        if held is not None:
-            return Decision(False, reason_label(reason), since=held.since)
-    if topic is not None:
-        opt_out = [s for s in state.suppressions if s.scope == topic.key]
-        if opt_out:
-            return Decision(False, "topic_opt_out", since=min(s.since for s in opt_out))
-        if not topic.default_opt_in and topic.key not in state.subscribed_topics:
-            return Decision(False, "not_subscribed")
-    if state.paused_until is not None and state.paused_until > at:
-        return Decision(False, "paused", until=state.paused_until)
-    window = FREQUENCY_WINDOW.get(state.frequency)
-    last = state.last_marketing_send_at
-    if window is not None and last is not None and at - last < window:
-        return Decision(False, "frequency_cap", since=last, until=last + window)
-    return ALLOWED
+__all__ = [
+    "ALLOWED",
+    "FREQUENCY_WINDOW",
+    "INVALID_ADDRESS",
+    "RULES",
+    "Category",
+    "Decision",
+    "FilterReport",
+    "Policy",
+    "decide",
+    "reason_of",
+]
 
 
 T = TypeVar("T")
@@ -116,7 +60,7 @@ class FilterReport:
         return sum(self.removed.values())
 
     def count(self, reason: str, n: int = 1) -> None:
-        label = reason_label(reason)
+        label = reason_of(reason)
         self.removed[label] = self.removed.get(label, 0) + n
 
 
@@ -208,7 +152,8 @@ class Policy:
         blocked = self.ledger.blocklist(
             topic,
             at or self.ledger.now(),
-            transactional=Category(category) is Category.TRANSACTIONAL,
+            facts=facts_for(Category(category)),
+            windows=FREQUENCY_WINDOW,
         )
         return Screen(blocked, self.ledger.hasher)
 
