@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adieu.ledger.core import Ledger
+from adieu.ledger.store import Ledger
 from adieu.ledger.vocabulary import (
     Blocklist,
     Channel,
