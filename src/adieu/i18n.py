@@ -13,11 +13,7 @@ without a translation shows its English text. Catalogs live in
 from __future__ import annotations
 
 from functools import cache, lru_cache
-from importlib import resources
 from pathlib import Path
-
-from babel import Locale, UnknownLocaleError
-from babel.messages.pofile import read_po
 
 SOURCE_LOCALE = "en"
 PAGES = "messages"
@@ -45,7 +41,7 @@ _METHODS = {
 @cache
 def available(domain: str = PAGES) -> tuple[str, ...]:
     """Locales with a catalog for ``domain``, plus the source language."""
-    root = resources.files("adieu") / "locale"
+    root = _ROOT / "locale"
     found = {SOURCE_LOCALE}
     if root.is_dir():
         for entry in root.iterdir():
@@ -59,8 +55,10 @@ def catalog(locale: str, domain: str = PAGES) -> dict[str, str]:
     """The translations of one locale (fuzzy and empty entries left out)."""
     if locale == SOURCE_LOCALE or locale not in available(domain):
         return {}
-    path = resources.files("adieu") / "locale" / locale / "LC_MESSAGES" / f"{domain}.po"
+    path = _ROOT / "locale" / locale / "LC_MESSAGES" / f"{domain}.po"
     with path.open("rb") as fh:
+        from babel.messages.pofile import read_po
+
         parsed = read_po(fh, locale=locale)
     return {
         str(m.id): str(m.string)
@@ -91,6 +89,8 @@ def negotiate(*candidates: str | None, default: str = SOURCE_LOCALE) -> str:
 
 @lru_cache(maxsize=4096)
 def _negotiate(candidates: tuple[str | None, ...], default: str) -> str:
+    from babel import Locale, UnknownLocaleError
+
     have = available()
     for tag in candidates:
         if not tag or len(tag) > 35:

@@ -29,9 +29,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adieu.errors import InvalidAddress, InvalidInput, InvalidToken
+from adieu.scopes import ALL as ALL
+from adieu.scopes import TOPIC_KEY as TOPIC_KEY
 
 VERSION = 1
-ALL = "all"
 _EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 _EPOCH_DT = datetime.fromtimestamp(_EPOCH, UTC)
 _HEADER = struct.Struct(">BH")
@@ -44,7 +45,6 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
-TOPIC_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8}){0,3}")
 _CAMPAIGN_MAX = 100
 

@@ -20,15 +20,8 @@ from adieu.addresses import AddressHasher
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE, ReadPool
 from adieu.ledger.dialect import Dialect
-from adieu.ledger.vocabulary import (
-    Channel,
-    EventType,
-    Frequency,
-    Reason,
-    SendState,
-    Suppression,
-    Topic,
-)
+from adieu.ledger.records import SendState, Suppression, Topic
+from adieu.ledger.vocabulary import Channel, EventType, Frequency, Reason
 from adieu.tokens import check_campaign
 
 

@@ -9,15 +9,9 @@ from dataclasses import replace
 from sqlalchemy import select
 
 from adieu.ledger import schema as t
+from adieu.ledger.records import ImportResult, SuppressionRecord
 from adieu.ledger.topics import TopicStore
-from adieu.ledger.vocabulary import (
-    Channel,
-    EventType,
-    Frequency,
-    ImportResult,
-    Reason,
-    SuppressionRecord,
-)
+from adieu.ledger.vocabulary import Channel, EventType, Frequency, Reason
 from adieu.tokens import ALL
 
 

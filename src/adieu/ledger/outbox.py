@@ -23,11 +23,9 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE
-from adieu.ledger.vocabulary import EventType
+from adieu.ledger.vocabulary import DEAD, DELIVERED, EVENT_TYPES, PENDING
 
 ALL_TYPES = "*"
-EVENT_TYPES = tuple(e.value for e in EventType)
-PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,23 +21,18 @@ from adieu.errors import AdieuError, InvalidInput
 from adieu.ledger import schema as t
 from adieu.ledger.base import _KNOWN_PLAIN, _REASON, _clip, _iso
 from adieu.ledger.bulk import BulkStore
-from adieu.ledger.review import ReviewQueue
-from adieu.ledger.schema import as_utc
-from adieu.ledger.vocabulary import (
-    CONSENT_REASONS,
+from adieu.ledger.records import (
     Blocklist,
-    Channel,
     ContactStatus,
     Event,
-    EventType,
-    Fact,
-    Frequency,
     Outcome,
-    Reason,
     SendState,
     Suppression,
     UnsubscribeRequest,
 )
+from adieu.ledger.review import ReviewQueue
+from adieu.ledger.schema import as_utc
+from adieu.ledger.vocabulary import CONSENT_REASONS, Channel, EventType, Fact, Frequency, Reason
 from adieu.tokens import ALL, check_campaign
 
 

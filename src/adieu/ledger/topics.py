@@ -9,9 +9,7 @@ from sqlalchemy import delete, insert, select, update
 from adieu.errors import InvalidInput, TopicExists, TopicInUse, UnknownTopic
 from adieu.ledger import schema as t
 from adieu.ledger.base import LedgerBase
-from adieu.ledger.vocabulary import (
-    Topic,
-)
+from adieu.ledger.records import Topic
 from adieu.tokens import ALL, TOPIC_KEY
 
 

@@ -1,18 +1,13 @@
-"""The ledger's vocabulary: what it records and what it answers with.
+"""The ledger's vocabulary: the names of what it records (enums only).
 
-Enums and plain records only, so that every layer above (policy, doors) can
-name them without importing the store.
+Light on purpose: every layer above (policy, doors, the CLI's option lists)
+names these without importing the store. The records it answers with are in
+``adieu.ledger.records``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
-from typing import Any
-
-from adieu.tokens import ALL
 
 
 class Channel(StrEnum):
@@ -82,127 +77,20 @@ class Fact(StrEnum):
 SUPPRESSION_FACTS = {reason: Fact(reason.value) for reason in Reason}
 
 
+#: What a webhook may subscribe to.
+EVENT_TYPES = tuple(e.value for e in EventType)
+#: The states of a webhook delivery.
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+class Category(StrEnum):
+    """What a message is: marketing (every rule applies) or transactional."""
+
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
+
+
 class Frequency(StrEnum):
     EVERY = "every"
     WEEKLY = "weekly"
     MONTHLY = "monthly"
-
-
-@dataclass(frozen=True, slots=True)
-class Topic:
-    key: str
-    name: str
-    description: str
-    default_opt_in: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Suppression:
-    scope: str
-    reason: Reason
-    since: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What an operation did. ``changed=False`` means it was already so, ``since``."""
-
-    changed: bool
-    scope: str
-    since: datetime | None = None
-    reason: Reason | None = None
-    event_id: int | None = None
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnsubscribeRequest:
-    """One unsubscribe, as ``Ledger.unsubscribe_many`` takes them."""
-
-    address: str
-    scope: str | None = ALL
-    channel: Channel = Channel.API
-    campaign: str | None = None
-    reason: str | None = None
-    details: Mapping[str, Any] | None = None
-    at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    id: int
-    type: EventType
-    channel: Channel
-    scope: str
-    campaign: str | None
-    at: datetime
-    reason: str | None
-    details: dict[str, Any] | None
-    recorded_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SendState:
-    """What the send policy needs to know about one address, read in one query."""
-
-    known: bool
-    suppressions: tuple[Suppression, ...] = ()
-    subscribed_topics: frozenset[str] = frozenset()
-    frequency: Frequency = Frequency.EVERY
-    paused_until: datetime | None = None
-    last_marketing_send_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ContactStatus:
-    address: str | None  # None once erased
-    address_hash: bytes
-    state: SendState
-    soft_bounces: int = 0
-    erased_at: datetime | None = None
-    events: tuple[Event, ...] = ()
-
-    @property
-    def known(self) -> bool:
-        return self.state.known
-
-    @property
-    def suppressed_since(self) -> datetime | None:
-        """When the address stopped receiving all marketing, if it did."""
-        times = [s.since for s in self.state.suppressions if s.scope == ALL]
-        return min(times) if times else None
-
-
-@dataclass(frozen=True, slots=True)
-class SuppressionRecord:
-    """One suppression as imported or exported."""
-
-    address: str | None
-    address_hash: bytes | None = None
-    scope: str = ALL
-    reason: Reason = Reason.IMPORT
-    since: datetime | None = None
-
-
-@dataclass(slots=True)
-class ImportResult:
-    added: int = 0
-    already: int = 0
-    invalid: list[tuple[int, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Blocklist:
-    """Who may not be mailed in one scope now, for bulk screening.
-
-    ``clear`` maps canonical addresses (UTF-8) to the first fact that holds
-    for them, in the order the caller asked for; ``hashed`` does the same for
-    erased contacts, known only by their keyed hash. When ``allow_only`` is set
-    (a topic people must opt into), an address in neither map may be mailed
-    only if it is in ``allow_only`` (or its hash in ``allow_only_hashed``).
-    """
-
-    clear: dict[bytes, str]
-    hashed: dict[bytes, str]
-    allow_only: frozenset[bytes] | None = None
-    allow_only_hashed: frozenset[bytes] | None = None

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from adieu.ledger.vocabulary import Fact, Frequency, SendState, Topic
-from adieu.tokens import ALL
+from adieu.ledger.vocabulary import Category as Category
+from adieu.ledger.vocabulary import Fact, Frequency
+from adieu.scopes import ALL
 
-
-class Category(StrEnum):
-    MARKETING = "marketing"
-    TRANSACTIONAL = "transactional"
+if TYPE_CHECKING:
+    from adieu.ledger.records import SendState, Topic
 
 
 @dataclass(frozen=True, slots=True)

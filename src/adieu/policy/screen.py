@@ -18,7 +18,7 @@ from itertools import compress, repeat
 from operator import is_
 
 from adieu.addresses import AddressHasher, canonical_or_none
-from adieu.ledger.vocabulary import Blocklist
+from adieu.ledger.records import Blocklist
 
 INVALID = "invalid"
 

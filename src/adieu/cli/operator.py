@@ -1,29 +1,20 @@
-"""The operator's commands: ``apikey``, ``report`` and ``webhooks``.
-
-Registered on ``adieu.cli.main`` (imported at the end of that module); like the
-rest of the CLI, each command is one call into the library.
-"""
+"""The operator's commands: ``apikey``, ``report`` and ``webhooks``."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 from datetime import UTC, datetime, time, timedelta
 
 import click
 
-from adieu import report as reports
-from adieu.cli import _Lazy, _table, _when, err, main, out, pass_app
+from adieu.cli.options import _table, _when, err, show
+from adieu.cli.root import _Lazy, pass_app
 from adieu.errors import InvalidInput
 from adieu.i18n import _
-from adieu.ledger.outbox import DEAD, EVENT_TYPES, PENDING
-
-# -- API keys -----------------------------------------------------------------
+from adieu.ledger.vocabulary import DEAD, EVENT_TYPES, PENDING
 
 
-@main.group()
+@click.group()
 def apikey() -> None:
     """Manage API keys for /api/v1, the dashboard and /metrics."""
 
@@ -61,7 +52,7 @@ def apikey_list(lazy: _Lazy) -> None:
             _when(key.last_used_at),
             _when(key.revoked_at),
         )
-    out.print(table)
+    show(table)
 
 
 @apikey.command("revoke")
@@ -71,9 +62,6 @@ def apikey_revoke(lazy: _Lazy, key: str) -> None:
     """Revoke a key by id or prefix. It stops working within seconds."""
     revoked = lazy.app.api_keys.revoke(key)
     click.echo(_("Key {id} ({name}) is revoked.").format(id=revoked.id, name=revoked.name))
-
-
-# -- report -------------------------------------------------------------------
 
 
 def _since(value: str | None, now: datetime) -> datetime:
@@ -93,13 +81,15 @@ def _pct(value: float | None) -> str:
 _STATUS_STYLE = {"ok": "green", "watch": "yellow", "breach": "bold red", "unknown": "dim"}
 
 
-@main.command()
+@click.command()
 @click.option("--since", default=None, help=_("First day, YYYY-MM-DD (default: 30 days ago)."))
 @click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
 @pass_app
 def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
     """Sends, unsubscribes by channel, complaint and bounce rates, reasons, and
     time to honour, per day, campaign and topic."""
+    from adieu import report as reports
+
     app = lazy.app
     now = app.ledger.now()
     built = reports.build(app.stats, _since(since, now), now)
@@ -134,7 +124,7 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
             _pct(line.soft_bounce_rate),
         )
     days.title = _("Per day (complaint rate: goal below 0.1 %, limit 0.3 %)")
-    out.print(days)
+    show(days)
     detail = _table(
         _("Day"),
         _("Campaign"),
@@ -157,12 +147,12 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
             _pct(line.complaint_rate),
             status(line),
         )
-    out.print(detail)
+    show(detail)
     reasons = _table(_("Reason"), _("Count"))
     reasons.title = _("Reasons given")
     for item in built.reasons[:20]:
         reasons.add_row(item["text"] or item["choice"] or "-", str(item["count"]))
-    out.print(reasons)
+    show(reasons)
     honour = _table(
         _("From the request to"),
         _("Count"),
@@ -188,13 +178,10 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
             _("met") if timing.within_48_hours else f"[bold red]{_('missed')}[/]",
             _("met") if timing.within_10_business_days else f"[bold red]{_('missed')}[/]",
         )
-    out.print(honour)
+    show(honour)
 
 
-# -- webhooks -----------------------------------------------------------------
-
-
-@main.group()
+@click.group()
 def webhooks() -> None:
     """Webhook receivers, their dead letters, and the deliverer."""
 
@@ -235,7 +222,7 @@ def webhooks_list(lazy: _Lazy) -> None:
             str(states.get(PENDING, 0)),
             str(states.get(DEAD, 0)),
         )
-    out.print(table)
+    show(table)
 
 
 @webhooks.command("replay")
@@ -253,6 +240,10 @@ def webhooks_replay(lazy: _Lazy, webhook_id: int) -> None:
 def webhooks_run(lazy: _Lazy) -> None:
     """Deliver webhooks until stopped (SIGTERM or Ctrl-C). Safe beside adieu
     serve's own deliverer and beside other runs: each delivery is leased."""
+    import asyncio
+    import contextlib
+    import signal
+
     from adieu.web.hooks import deliverer_for
 
     deliverer = deliverer_for(lazy.app)

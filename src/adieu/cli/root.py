@@ -1,0 +1,67 @@
+"""The root ``adieu`` group: its error map (one sentence, an exit status) and
+the ``Adieu`` it builds on first use.
+
+Nothing heavy is imported here: ``adieu --help`` and ``--version`` load click
+and the command modules only (the start-up benchmark, bench/startup.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from adieu import __version__
+from adieu.cli.options import error
+from adieu.errors import AdieuError, InvalidSettings
+
+if TYPE_CHECKING:
+    from adieu.service import Adieu
+
+
+class AdieuGroup(click.Group):
+    """Maps Adieu's errors to one clear sentence and an exit status, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AdieuError as exc:
+            lines = exc.problems if isinstance(exc, InvalidSettings) else [str(exc)]
+            for line in lines:
+                error(line)
+            ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # `adieu export | head`
+            sys.stderr.close()
+            ctx.exit(0)
+
+
+@click.group(cls=AdieuGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="adieu")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Adieu: make leaving a mailing list easy, respectful and final."""
+    ctx.obj = _Lazy()
+    ctx.call_on_close(ctx.obj.close)
+
+
+class _Lazy:
+    """Builds ``Adieu`` on first use, so ``--help`` needs no database."""
+
+    _app: Adieu | None = None
+
+    @property
+    def app(self) -> Adieu:
+        if self._app is None:
+            from adieu.service import Adieu
+            from adieu.settings import load_settings
+
+            self._app = Adieu(load_settings())
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+pass_app = click.make_pass_decorator(_Lazy)
