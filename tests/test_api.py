@@ -465,7 +465,7 @@ def test_metrics_count_by_channel_and_never_name_an_address(adieu: Adieu, api: C
 
 
 def test_metrics_can_require_a_key(adieu: Adieu, keys: dict[str, str]) -> None:
-    adieu.settings = adieu.settings.model_copy(update={"metrics_public": False})
+    adieu.settings = adieu.settings.replace(metrics_public=False)
     c = Client(adieu)
     try:
         assert_error(c.request("GET", "/metrics"), 401)

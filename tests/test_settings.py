@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from adieu.errors import InvalidSettings
 from adieu.settings import Settings
 
 
@@ -30,5 +31,5 @@ def test_toml_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADIEU_ADDRESS_DISPLAY", "shout")
-    with pytest.raises(ValueError, match="address_display"):
+    with pytest.raises(InvalidSettings, match="ADIEU_ADDRESS_DISPLAY"):
         Settings()

@@ -12,8 +12,6 @@ import re
 import unicodedata
 from typing import Literal
 
-from email_validator import EmailNotValidError, validate_email
-
 from adieu.errors import InvalidAddress
 
 # email-validator's list of special-use domains (RFC 6761) that it refuses.
@@ -59,6 +57,10 @@ def _canonical_slow(raw: str) -> str:
     text = raw.strip()
     if not text or len(text) > 320 or "\x00" in text:
         raise InvalidAddress("That is not a valid email address.")
+    # Imported here: the fast path above serves nearly every address, and
+    # email-validator costs about 25 ms to import (once per pipe-transport run).
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:

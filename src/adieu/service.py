@@ -1,26 +1,30 @@
 """``Adieu``: the one object every door talks to (settings, keys, ledger, policy).
 
 Like datasette's ``Datasette``, it is built from settings once; the CLI, the web
-app and the mail doors only turn their input into calls on it.
+app and the mail doors only turn their input into calls on it. Each part is
+built (and its modules imported) on first use, so a command starts with only
+what it needs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from adieu import keys
 from adieu.addresses import AddressHasher, canonical
-from adieu.ledger import Ledger
-from adieu.ledger.apikeys import ApiKeys
-from adieu.ledger.database import make_engine, upgrade
-from adieu.ledger.outbox import Outbox
-from adieu.ledger.stats import Stats
-from adieu.policy import Policy
 from adieu.settings import Settings, load_settings
 from adieu.tokens import ALL, TokenCodec, check_campaign, check_locale
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from adieu.ledger import Ledger
+    from adieu.ledger.apikeys import ApiKeys
+    from adieu.ledger.outbox import Outbox
+    from adieu.ledger.stats import Stats
+    from adieu.policy import Policy
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -54,6 +58,8 @@ class Adieu:
 
     @cached_property
     def engine(self) -> Engine:
+        from adieu.ledger.database import make_engine, upgrade
+
         engine = make_engine(self.settings.sqlalchemy_url)
         if self._migrate:
             upgrade(engine)
@@ -61,6 +67,8 @@ class Adieu:
 
     @cached_property
     def ledger(self) -> Ledger:
+        from adieu.ledger.store import Ledger
+
         return Ledger(
             self.engine,
             self.hasher,
@@ -70,18 +78,26 @@ class Adieu:
 
     @cached_property
     def policy(self) -> Policy:
+        from adieu.policy.gate import Policy
+
         return Policy(self.ledger)
 
     @cached_property
     def api_keys(self) -> ApiKeys:
+        from adieu.ledger.apikeys import ApiKeys
+
         return ApiKeys(self.engine, self.ledger.now)
 
     @cached_property
     def outbox(self) -> Outbox:
+        from adieu.ledger.outbox import Outbox
+
         return Outbox(self.engine, self.ledger.now)
 
     @cached_property
     def stats(self) -> Stats:
+        from adieu.ledger.stats import Stats
+
         return Stats(self.engine)
 
     def link(
@@ -91,8 +107,9 @@ class Adieu:
         campaign: str | None = None,
         locale: str | None = None,
     ) -> Link:
-        """Mint a link for one recipient. Writes nothing to the ledger."""
-        scope = self.ledger.check_scope(topic)
+        """Mint a link for one recipient. Writes nothing to the ledger, and
+        reads it only to check that a named topic exists."""
+        scope = ALL if topic in (None, ALL) else self.ledger.check_scope(topic)
         token = self.codec.mint(
             canonical(address), scope or ALL, check_campaign(campaign), check_locale(locale)
         )

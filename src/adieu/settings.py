@@ -1,177 +1,218 @@
 """Settings, from the environment (``ADIEU_*``) or an ``adieu.toml`` file.
 
-The names here are part of the public interface (docs/ARCHITECTURE.md); every one is
-documented in the README, and a test checks that.
+The names here are part of the public interface (docs/ARCHITECTURE.md); every
+one is documented in the README, and a test checks that. Values given in code
+come first, then the environment, then the file (``ADIEU_CONFIG`` names it),
+then the defaults. A value that cannot be used is an ``InvalidSettings`` that
+names each bad setting in one sentence.
+
+This is a small loader of its own rather than pydantic-settings: importing
+that took about 140 ms, more than a third of what ``adieu link`` or a Postfix
+pipe (``adieu inbound -``, once per message) may spend starting (the start-up
+benchmark, bench/startup.py).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from adieu.errors import InvalidSettings
+from adieu.secret import Secret
 
 AddressDisplay = Literal["mask", "full", "hash"]
+PREFIX = "ADIEU_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ADIEU_", extra="ignore")
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting's default, description and limits (its type is its annotation)."""
 
-    data_dir: Path = Field(
+    default: Any
+    description: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    pattern: str | None = None
+    #: Raises ``ValueError`` (with what is wrong) for a value that cannot be used.
+    check: Callable[[Any], None] | None = None
+
+
+def setting(
+    *,
+    default: Any,
+    description: str,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    pattern: str | None = None,
+    check: Callable[[Any], None] | None = None,
+) -> Any:
+    """Declare a setting (as a class attribute of ``Settings``)."""
+    return Setting(default, description, ge, gt, le, pattern, check)
+
+
+def known_zone(value: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("is not a known time zone (e.g. Europe/Stockholm)") from None
+
+
+class Settings:
+    """Adieu's settings. ``Settings(name=value, …)`` overrides what the
+    environment and the file say; ``given`` names the settings set anywhere."""
+
+    data_dir: Path = setting(
         default=Path("./adieu-data"),
         description="Where the SQLite database and the key file live.",
     )
-    database_url: str | None = Field(
+    database_url: str | None = setting(
         default=None,
         description="SQLAlchemy URL; default SQLite at DATA_DIR/adieu.db. "
         "PostgreSQL: postgresql+psycopg://user@host/db",
     )
-    base_url: str = Field(
+    base_url: str = setting(
         default="http://127.0.0.1:8000",
         description="Public origin of the unsubscribe links.",
     )
-    keys_file: Path | None = Field(
+    keys_file: Path | None = setting(
         default=None, description="Key ring file; default DATA_DIR/keys.json."
     )
-    sender_name: str = Field(default="Adieu demo", description="Shown on the pages.")
-    default_locale: str = Field(default="en", description="Language when nothing else says.")
-    address_display: AddressDisplay = Field(
+    sender_name: str = setting(default="Adieu demo", description="Shown on the pages.")
+    default_locale: str = setting(default="en", description="Language when nothing else says.")
+    address_display: AddressDisplay = setting(
         default="mask", description="How pages show the address (R4): mask, full or hash."
     )
-    display_timezone: str = Field(
+    display_timezone: str = setting(
         default="UTC",
         description="Time zone for dates shown on the pages, e.g. Europe/Stockholm.",
+        check=known_zone,
     )
-    honour_hours: int = Field(
+    honour_hours: int = setting(
         default=24,
         ge=0,
         le=240,
         description="Pages say a message already on its way may arrive within this many hours.",
     )
-    brand_colour: str = Field(
+    brand_colour: str = setting(
         default="#0b5cad",
         pattern=r"^#[0-9a-fA-F]{6}$",
         description="Button colour (#rrggbb); the text on it is black or white, to read well.",
     )
-    logo_file: Path | None = Field(
+    logo_file: Path | None = setting(
         default=None,
         description="A PNG, SVG, JPEG or WebP logo shown on the pages (served by Adieu).",
     )
-    privacy_url: str | None = Field(
+    privacy_url: str | None = setting(
         default=None, pattern=r"^https?://", description="Link to the sender's privacy policy."
     )
-    dkim_domain: str | None = Field(
+    dkim_domain: str | None = setting(
         default=None, description="Sign stamped mail for this domain (d=); unset: no signing."
     )
-    dkim_selector: str = Field(
+    dkim_selector: str = setting(
         default="adieu",
         description="DKIM selector (s=); keys are DATA_DIR/dkim-SELECTOR.pem (and -ed25519.pem).",
     )
-    feedback_sender: str = Field(
+    feedback_sender: str = setting(
         default="adieu", description="Sender id, the last field of Feedback-ID."
     )
-    footer_position: Literal["top", "bottom"] = Field(
+    footer_position: Literal["top", "bottom"] = setting(
         default="bottom", description="Where the unsubscribe footer goes in each body part."
     )
-    footer_emphasis: str = Field(
+    footer_emphasis: str = setting(
         default="underline,centred",
         pattern=r"^((bold|underline|centred)(,(bold|underline|centred))*)?$",
         description="Comma-separated: bold, underline, centred.",
     )
-    relay_allow: str = Field(
+    relay_allow: str = setting(
         default="127.0.0.1/32,::1/128",
         description="Client networks the relay serves without AUTH (comma-separated).",
     )
-    relay_user: str | None = Field(default=None, description="User name for relay AUTH.")
-    relay_password: SecretStr | None = Field(
+    relay_user: str | None = setting(default=None, description="User name for relay AUTH.")
+    relay_password: Secret | None = setting(
         default=None, description="Password for relay AUTH (offered only over STARTTLS)."
     )
-    upstream_user: str | None = Field(
+    upstream_user: str | None = setting(
         default=None, description="User name the relay gives its upstream (SMTP AUTH)."
     )
-    upstream_password: SecretStr | None = Field(
+    upstream_password: Secret | None = setting(
         default=None, description="Password for the upstream; sent only over TLS."
     )
-    upstream_tls: Literal["starttls", "implicit", "none"] = Field(
+    upstream_tls: Literal["starttls", "implicit", "none"] = setting(
         default="starttls",
         description="starttls: when the upstream offers it (verified, and required, "
         "when a user is set); implicit: TLS from the first byte (port 465); none.",
     )
-    upstream_ca_file: Path | None = Field(
+    upstream_ca_file: Path | None = setting(
         default=None, description="CA bundle for the upstream's certificate (default: system)."
     )
-    mailto_domain: str | None = Field(
+    mailto_domain: str | None = setting(
         default=None,
         description="When set, List-Unsubscribe also offers mailto:unsubscribe+TOKEN@DOMAIN.",
     )
-    soft_bounce_limit: int = Field(
+    soft_bounce_limit: int = setting(
         default=3, ge=1, description="Soft bounces within SOFT_BOUNCE_DAYS that count as hard."
     )
-    soft_bounce_days: int = Field(default=30, ge=1, description="Window for soft bounces.")
-    webhook_max_attempts: int = Field(
+    soft_bounce_days: int = setting(default=30, ge=1, description="Window for soft bounces.")
+    webhook_max_attempts: int = setting(
         default=12,
         ge=1,
         le=100,
         description="Delivery attempts before a webhook delivery becomes a dead letter.",
     )
-    webhook_timeout: float = Field(
+    webhook_timeout: float = setting(
         default=10.0, gt=0, le=120, description="Seconds a webhook receiver has to answer."
     )
-    webhook_backoff: float = Field(
+    webhook_backoff: float = setting(
         default=5.0,
         gt=0,
         description="First retry delay in seconds; it doubles per attempt (with jitter, "
         "at most an hour).",
     )
-    webhook_keep_days: int = Field(
+    webhook_keep_days: int = setting(
         default=90,
         ge=1,
         description="Days delivered webhook records are kept (the report's time to honour "
         "reads them); the events themselves stay.",
     )
-    webhook_deliverer: bool = Field(
+    webhook_deliverer: bool = setting(
         default=True,
         description="Run the webhook deliverer inside adieu serve (or run adieu webhooks run).",
     )
-    metrics_public: bool = Field(
+    metrics_public: bool = setting(
         default=True,
         description="Serve GET /metrics without an API key (false: a bearer API key is needed).",
     )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("ADIEU_CONFIG", "adieu.toml"))
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
-        )
+    def __init__(self, **given: Any) -> None:
+        values, explicit = _resolve(type(self), given)
+        self.__dict__.update(values)
+        self.given: frozenset[str] = explicit
 
-    @field_validator("display_timezone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+    def fields(cls) -> dict[str, Setting]:
+        """Every setting, by name (``ADIEU_`` + the name in capitals)."""
+        return {name: value for name, value in vars(cls).items() if isinstance(value, Setting)}
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (checked like any other value)."""
+        values = {name: getattr(self, name) for name in self.fields()}
+        parsed, _ = _resolve(type(self), {**values, **changes}, environment=False)
+        copy = object.__new__(type(self))
+        copy.__dict__.update(parsed)
+        copy.given = self.given | frozenset(changes)
+        return copy
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in sorted(self.given))
+        return f"Settings({shown})"
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -192,26 +233,131 @@ class Settings(BaseSettings):
         return self.base_url.rstrip("/")
 
 
-def load_settings(**given: object) -> Settings:
-    """The settings from the environment and ``adieu.toml``; a value that cannot
-    be used is an ``InvalidSettings`` naming each bad setting in one sentence."""
+def load_settings(**given: Any) -> Settings:
+    """The settings from the environment and ``adieu.toml`` (``InvalidSettings``
+    when one cannot be used)."""
+    return Settings(**given)
+
+
+# -- reading and checking values ---------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_hints: dict[type, dict[str, Any]] = {}
+
+
+def _file_values() -> Mapping[str, Any]:
+    path = Path(os.environ.get("ADIEU_CONFIG", "adieu.toml"))
     try:
-        return Settings(**given)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise InvalidSettings(_problems(exc)) from None
+        data = path.read_bytes()
+    except OSError:
+        return {}
+    import tomllib
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidSettings([f"{path} cannot be read as TOML: {exc}."]) from None
 
 
-def _problems(exc: ValidationError) -> list[str]:
-    problems: dict[str, str] = {}
-    for error in exc.errors():
-        name = "_".join(str(part) for part in error.get("loc", ()) if isinstance(part, str))
-        setting = f"ADIEU_{name.upper()}" if name else "A setting"
-        message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-        given = error.get("input")
-        shown = (
-            f" (it is {given!r})"
-            if isinstance(given, (str, int, float)) and repr(given) not in message
-            else ""
-        )
-        problems.setdefault(setting, f"{setting}: {message[:1].lower()}{message[1:]}{shown}.")
-    return list(problems.values())
+def _resolve(
+    cls: type[Settings], given: Mapping[str, Any], *, environment: bool = True
+) -> tuple[dict[str, Any], frozenset[str]]:
+    fields = cls.fields()
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(unknown)}")
+    hints = _hints.get(cls)
+    if hints is None:
+        hints = _hints[cls] = get_type_hints(cls)
+    file = _file_values() if environment else {}
+    values: dict[str, Any] = {}
+    explicit: set[str] = set()
+    problems: list[str] = []
+    for name, spec in fields.items():
+        env = os.environ.get(PREFIX + name.upper()) if environment else None
+        if name in given:
+            raw = given[name]
+        elif env is not None:
+            raw = env
+        elif name in file:
+            raw = file[name]
+        else:
+            values[name] = spec.default
+            continue
+        explicit.add(name)
+        try:
+            values[name] = _check(hints[name], spec, raw)
+        except ValueError as exc:
+            problems.append(f"{PREFIX}{name.upper()}: {exc} (it is {_shown(raw)}).")
+    if problems:
+        raise InvalidSettings(problems)
+    return values, frozenset(explicit)
+
+
+def _shown(raw: Any) -> str:
+    if isinstance(raw, str) and len(raw) > 80:
+        raw = raw[:77] + "..."
+    return repr(raw)
+
+
+def _check(kind: Any, spec: Setting, raw: Any) -> Any:
+    args = get_args(kind)
+    if type(None) in args:  # optional: nothing, or empty text, means unset
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+        args = get_args(kind)
+    value = _convert(kind, args, raw)
+    if spec.pattern is not None and not re.search(spec.pattern, str(value)):
+        raise ValueError(f"does not have the form {spec.pattern}")
+    if spec.ge is not None and value < spec.ge:
+        raise ValueError(f"must be at least {spec.ge:g}")
+    if spec.gt is not None and value <= spec.gt:
+        raise ValueError(f"must be more than {spec.gt:g}")
+    if spec.le is not None and value > spec.le:
+        raise ValueError(f"must be at most {spec.le:g}")
+    if spec.check is not None:
+        spec.check(value)
+    return value
+
+
+def _convert(kind: Any, args: tuple[Any, ...], raw: Any) -> Any:
+    if get_origin(kind) is Literal:
+        if raw not in args:
+            raise ValueError(f"must be one of {', '.join(map(str, args))}")
+        return raw
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ValueError("must be true or false")
+    if kind is int or kind is float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise ValueError("must be a number")
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if kind is int:
+            if not number.is_integer():
+                raise ValueError("must be a whole number")
+            return int(number)
+        return number
+    if kind is Path:
+        if not isinstance(raw, (str, Path)):
+            raise ValueError("must be a path")
+        return Path(raw)
+    if kind is Secret:
+        if isinstance(raw, Secret):
+            return raw
+        if not isinstance(raw, str):
+            raise ValueError("must be text")
+        return Secret(raw)
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ValueError("must be text")
+        return raw
+    raise TypeError(f"no reader for settings of type {kind!r}")  # pragma: no cover

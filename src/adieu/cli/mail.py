@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from adieu.cli.options import _read_message, _secret, _when, category_option, err, workers_option
+from adieu.cli.options import _read_message, _when, category_option, err, workers_option
 from adieu.cli.root import _Lazy, pass_app
 from adieu.errors import EX_DATAERR, EX_TEMPFAIL, AdieuError
 from adieu.i18n import _
@@ -164,9 +164,9 @@ def relay(
         topic=topic,
         drop_refused=drop_refused,
         user=settings.relay_user,
-        password=_secret(settings.relay_password),
+        password=settings.relay_password,
         upstream_user=settings.upstream_user,
-        upstream_password=_secret(settings.upstream_password),
+        upstream_password=settings.upstream_password,
         upstream_tls=settings.upstream_tls,
         upstream_ca_file=str(settings.upstream_ca_file) if settings.upstream_ca_file else None,
     )

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from adieu.secret import Secret
-
 
 class _Console:
     """A rich console made on first use: rich costs about 50 ms to import, which
@@ -199,8 +197,3 @@ def _read_message(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise AdieuError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-
-
-def _secret(value: Any) -> Secret | None:
-    """A pydantic secret setting as Adieu's own wrapper (neither ever prints)."""
-    return Secret(value.get_secret_value()) if value is not None else None

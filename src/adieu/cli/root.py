@@ -8,7 +8,7 @@ and the command modules only (the start-up benchmark, bench/startup.py).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
@@ -21,7 +21,26 @@ if TYPE_CHECKING:
 
 
 class AdieuGroup(click.Group):
-    """Maps Adieu's errors to one clear sentence and an exit status, in one place."""
+    """Maps Adieu's errors to one clear sentence and an exit status, in one
+    place; loads each command's module only when that command is asked for."""
+
+    _lazy: ClassVar[dict[str, str]] = {}
+
+    def lazy(self, commands: dict[str, str]) -> None:
+        """Register commands by ``module:attribute`` under ``adieu.cli``."""
+        self._lazy = dict(commands)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self._lazy:
+            import importlib
+
+            module, attribute = self._lazy[name].split(":")
+            command = getattr(importlib.import_module(f"adieu.cli.{module}"), attribute)
+            self.add_command(command, name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -28,10 +28,11 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
     from adieu.web.app import create_app
 
     app = lazy.app
-    if "base_url" not in app.settings.model_fields_set:
+    if "base_url" not in app.settings.given:
         # Links point at this server unless ADIEU_BASE_URL names a public origin.
-        app.settings = app.settings.model_copy(update={"base_url": f"http://{host}:{port}"})
-    link = app.link(DEMO_ADDRESS)  # creates the data dir, keys and database on first start
+        app.settings = app.settings.replace(base_url=f"http://{host}:{port}")
+    app.ledger  # noqa: B018  (creates the data dir and the database on first start)
+    link = app.link(DEMO_ADDRESS)  # and the keys
     where = describe(app.settings.sqlalchemy_url)
     click.echo(_("Adieu is running at http://{host}:{port}/").format(host=host, port=port))
     click.echo(_("Ledger: {where}").format(where=where))

@@ -19,8 +19,6 @@ from email import message_from_bytes, policy
 from email.message import Message
 from typing import Any
 
-from flufl.bounce import all_failures
-
 from adieu.addresses import canonical_or_none
 from adieu.errors import InvalidToken
 from adieu.tokens import TokenCodec, TokenPayload
@@ -298,6 +296,9 @@ def _dsn(message: Message, codec: TokenCodec, verp: str | None = None) -> Classi
 
 def _nonstandard_bounce(message: Message, codec: TokenCodec) -> Classification | None:
     try:
+        # flufl.bounce costs about 50 ms to import: only for mail that needs it.
+        from flufl.bounce import all_failures
+
         temporary, permanent = all_failures(message)
     except Exception:
         return None

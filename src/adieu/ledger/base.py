@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Row, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from adieu.addresses import AddressHasher
@@ -56,9 +55,7 @@ class LedgerBase:
         self.soft_bounce_window = timedelta(days=soft_bounce_days)
         self._clock = clock
         self._writer = engine.execution_options(**{WRITE: True})
-        self._insert: Any = (
-            postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        )
+        self._insert: Any = _dialect_insert(engine.dialect.name)
         self._reads = ReadPool(engine)
         self._sqlite = engine.dialect.name == "sqlite"
         self._sql = Dialect(engine.dialect.name)
@@ -246,3 +243,14 @@ def _clip(text: str | None, limit: int = 1000) -> str | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _dialect_insert(name: str) -> Any:
+    """The dialect's ``insert`` (with ON CONFLICT), importing only the one in use."""
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert

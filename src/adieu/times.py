@@ -1,0 +1,17 @@
+"""The one way Adieu writes a point in time: ISO 8601 in UTC with a ``Z``
+(RFC 3339 §5.6), the same in the API, webhooks, exports, event details and the
+CLI's JSON. The ledger stores UTC; a time read back without a zone is UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_or_none(value: datetime | None) -> str | None:
+    return iso(value) if value is not None else None
