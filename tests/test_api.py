@@ -551,3 +551,15 @@ def test_the_api_names_exactly_the_ledger_event_types() -> None:
     from adieu.web.admin.schemas import EventType
 
     assert get_args(EventType) == (ALL_TYPES, *EVENT_TYPES)
+
+
+def test_the_same_event_reads_the_same_everywhere(adieu: Adieu, api: Client) -> None:
+    """One ISO-8601 writer: /contacts/{key}, /events and the CLI's JSON agree."""
+    adieu.ledger.unsubscribe("same@example.com", channel=Channel.API)
+    key = key_of(api, "same@example.com")
+    history = api.request("GET", f"/api/v1/contacts/{key}").json()["history"]
+    feed = api.request("GET", "/api/v1/events").json()["events"]
+    (event,) = [e for e in feed if e["contact"] == key]
+    assert history[0]["at"] == event["at"]
+    assert history[0]["recorded_at"] == event["recorded_at"]
+    assert event["at"].endswith("Z")

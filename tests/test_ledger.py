@@ -11,6 +11,7 @@ from adieu.errors import InvalidAddress, InvalidInput, TopicExists, UnknownTopic
 from adieu.ledger import Channel, EventType, Frequency, Reason, SuppressionRecord
 from adieu.ledger import schema as t
 from adieu.service import Adieu
+from adieu.times import iso
 
 T0 = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
 
@@ -116,7 +117,7 @@ def test_set_preferences_reports_changes_and_records_one_event(adieu: Adieu) -> 
     )
     assert ("topic:news", True, False) in changes
     assert ("frequency", "every", "weekly") in changes
-    assert ("paused_until", None, until.isoformat()) in changes
+    assert ("paused_until", None, iso(until)) in changes
     assert ledger.set_preferences("jane@example.com", topics={"news": False}, at=T0) == []
     events = ledger.history("jane@example.com")
     assert [e.type for e in events] == [EventType.PREFERENCES]

@@ -28,6 +28,7 @@ from adieu.errors import InvalidInput
 from adieu.ledger import ImportResult, Ledger, Reason, SuppressionRecord
 from adieu.policy import Category, FilterReport, Policy
 from adieu.policy.screen import Screen
+from adieu.times import iso_or_none
 from adieu.tokens import ALL
 
 Progress = Callable[[int], None]
@@ -672,5 +673,5 @@ def _export_fields(r: SuppressionRecord) -> dict[str, str | None]:
         "address_hash": r.address_hash.hex() if r.address_hash else None,
         "scope": r.scope,
         "reason": r.reason.value,
-        "since": r.since.isoformat() if r.since else None,
+        "since": iso_or_none(r.since),
     }

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from adieu.ledger.stats import DayRow, Honour, Stats
+from adieu.times import iso
 
 COMPLAINT_GOAL = 0.001
 COMPLAINT_LIMIT = 0.003
@@ -211,8 +212,8 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat(),
+            "since": iso(self.since),
+            "until": iso(self.until),
             "thresholds": {
                 "complaint_goal": COMPLAINT_GOAL,
                 "complaint_limit": COMPLAINT_LIMIT,

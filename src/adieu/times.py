@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def iso(value: datetime) -> str:
+def iso(value: datetime, timespec: str = "auto") -> str:
+    """``timespec`` as for ``datetime.isoformat`` ("seconds" for people to read)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def iso_or_none(value: datetime | None) -> str | None:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from adieu.cli.options import _iso, _scope_name, _table, _when, out, show
+from adieu.cli.options import _scope_name, _table, _when, out, show
 from adieu.cli.root import _Lazy, pass_app
 from adieu.i18n import _
 from adieu.ledger.vocabulary import Channel
 from adieu.scopes import ALL
+from adieu.times import iso_or_none
 
 if TYPE_CHECKING:
     from adieu.ledger.records import ContactStatus
@@ -104,20 +105,20 @@ def _status_json(found: ContactStatus, decisions: dict[str, Any], address: str) 
             "topics": {k: bool(v) for k, v in decisions.items() if k != ALL},
         },
         "reasons": {k: v.reason for k, v in decisions.items() if not v},
-        "suppressed_since": _iso(found.suppressed_since),
+        "suppressed_since": iso_or_none(found.suppressed_since),
         "suppressions": [
-            {"scope": s.scope, "reason": s.reason.value, "since": _iso(s.since)}
+            {"scope": s.scope, "reason": s.reason.value, "since": iso_or_none(s.since)}
             for s in state.suppressions
         ],
         "frequency": state.frequency.value,
-        "paused_until": _iso(state.paused_until),
+        "paused_until": iso_or_none(state.paused_until),
         "events": [
             {
                 "type": e.type.value,
                 "channel": e.channel.value,
                 "scope": e.scope,
                 "campaign": e.campaign,
-                "at": _iso(e.at),
+                "at": iso_or_none(e.at),
                 "reason": e.reason,
             }
             for e in found.events

@@ -145,11 +145,9 @@ def _text_output(path: Path | None) -> Iterator[IO[str]]:
 
 
 def _when(value: datetime | None) -> str:
-    return value.isoformat(timespec="seconds") if value else "-"
+    from adieu.times import iso
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return iso(value, "seconds") if value else "-"
 
 
 def _scope_name(scope: str) -> str:

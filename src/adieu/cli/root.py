@@ -8,7 +8,7 @@ and the command modules only (the start-up benchmark, bench/startup.py).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,11 +24,13 @@ class AdieuGroup(click.Group):
     """Maps Adieu's errors to one clear sentence and an exit status, in one
     place; loads each command's module only when that command is asked for."""
 
-    _lazy: ClassVar[dict[str, str]] = {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy: dict[str, str] = {}
 
     def lazy(self, commands: dict[str, str]) -> None:
         """Register commands by ``module:attribute`` under ``adieu.cli``."""
-        self._lazy = dict(commands)
+        self._lazy.update(commands)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._lazy})

@@ -241,10 +241,6 @@ def _clip(text: str | None, limit: int = 1000) -> str | None:
     return text[:limit] or None
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _dialect_insert(name: str) -> Any:
     """The dialect's ``insert`` (with ON CONFLICT), importing only the one in use."""
     if name == "postgresql":

@@ -12,6 +12,7 @@ from adieu.ledger import schema as t
 from adieu.ledger.records import ImportResult, SuppressionRecord
 from adieu.ledger.topics import TopicStore
 from adieu.ledger.vocabulary import Channel, EventType, Frequency, Reason
+from adieu.times import iso
 from adieu.tokens import ALL
 
 
@@ -140,7 +141,7 @@ class BulkStore(TopicStore):
                             {
                                 "source": source,
                                 "reason": r.reason.value,
-                                **({"since": r.since.isoformat()} if r.since else {}),
+                                **({"since": iso(r.since)} if r.since else {}),
                             }
                         ),
                     )

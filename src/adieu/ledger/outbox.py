@@ -24,6 +24,7 @@ from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE
 from adieu.ledger.vocabulary import DEAD, DELIVERED, EVENT_TYPES, PENDING
+from adieu.times import iso_or_none
 
 ALL_TYPES = "*"
 
@@ -414,16 +415,10 @@ def event_document(row: Any) -> dict[str, Any]:
         "channel": row.channel,
         "scope": row.scope,
         "campaign": row.campaign,
-        "at": _iso(row.at),
-        "recorded_at": _iso(row.recorded_at),
+        "at": iso_or_none(row.at),
+        "recorded_at": iso_or_none(row.recorded_at),
         "contact": bytes(row.address_hash).hex(),
         "address": row.address,
         "reason": row.reason,
         "details": row.details,
     }
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(t.as_utc(value).isoformat()).replace("+00:00", "Z")

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from adieu.addresses import canonical
 from adieu.errors import AdieuError, InvalidInput
 from adieu.ledger import schema as t
-from adieu.ledger.base import _KNOWN_PLAIN, _REASON, _clip, _iso
+from adieu.ledger.base import _KNOWN_PLAIN, _REASON, _clip
 from adieu.ledger.bulk import BulkStore
 from adieu.ledger.records import (
     Blocklist,
@@ -33,6 +33,7 @@ from adieu.ledger.records import (
 from adieu.ledger.review import ReviewQueue
 from adieu.ledger.schema import as_utc
 from adieu.ledger.vocabulary import CONSENT_REASONS, Channel, EventType, Fact, Frequency, Reason
+from adieu.times import iso_or_none
 from adieu.tokens import ALL, check_campaign
 
 
@@ -297,7 +298,9 @@ class Ledger(BulkStore, ReviewQueue):
                 changes.append(("frequency", contact.frequency, frequency.value))
             new_pause = None if clear_pause else (paused_until or contact.paused_until)
             if new_pause != contact.paused_until:
-                changes.append(("paused_until", _iso(contact.paused_until), _iso(new_pause)))
+                changes.append(
+                    ("paused_until", iso_or_none(contact.paused_until), iso_or_none(new_pause))
+                )
             if not changes:
                 return []
             event_id = self._event(

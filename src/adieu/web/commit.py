@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from starlette.concurrency import run_in_threadpool
 
 from adieu.ledger import Channel, Ledger, Outcome, UnsubscribeRequest
+from adieu.times import iso
 from adieu.tokens import TokenPayload
 
 MAX_BATCH = 256
@@ -60,7 +61,7 @@ def from_link(
         channel=channel,
         campaign=payload.campaign,
         details={
-            "token_issued_at": payload.issued_at.isoformat(),
+            "token_issued_at": iso(payload.issued_at),
             "key_id": payload.key_id,
             "shown": shown,
         },

@@ -33,6 +33,7 @@ from adieu.ledger.apikeys import ApiKey
 from adieu.ledger.outbox import Letter
 from adieu.policy import Category, Decision
 from adieu.service import Adieu
+from adieu.times import iso, iso_or_none
 from adieu.tokens import ALL
 from adieu.web.admin import schemas as s
 from adieu.web.admin.auth import Authenticator, client_of
@@ -54,10 +55,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
@@ -205,8 +202,8 @@ def build_router(adieu: Adieu, auth: Authenticator) -> APIRouter:
                     channel=e.channel.value,
                     scope=e.scope,
                     campaign=e.campaign,
-                    at=e.at.isoformat(),
-                    recorded_at=_iso(e.recorded_at),
+                    at=iso(e.at),
+                    recorded_at=iso_or_none(e.recorded_at),
                     contact=status.address_hash.hex(),
                     address=status.address,
                     reason=e.reason,
@@ -562,9 +559,9 @@ def _check_json(addresses: list[str], decisions: list[Decision]) -> bytes:
             continue
         extra = ""
         if d.since is not None:
-            extra += f',"since":"{d.since.isoformat()}"'
+            extra += f',"since":"{iso(d.since)}"'
         if d.until is not None:
-            extra += f',"until":"{d.until.isoformat()}"'
+            extra += f',"until":"{iso(d.until)}"'
         parts.append(f'{{"address":{quoted},"allowed":false,"reason":"{d.reason}"{extra}}}')
     head = f'{{"allowed":{allowed},"refused":{len(decisions) - allowed},"results":['
     return (head + ",".join(parts) + "]}").encode("ascii")

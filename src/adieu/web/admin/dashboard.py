@@ -68,7 +68,7 @@ class Sessions:
         return self._mac("csrf:" + value)
 
 
-def _iso(value: Any) -> str:
+def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
@@ -216,7 +216,7 @@ def install(
             "backlog": backlog,
             "dead": adieu.outbox.letters("dead", limit=50),
             "inbound": adieu.ledger.review_items(20),
-            "when": _iso,
+            "when": _when,
             "duration": report.format_duration,
         }
 
@@ -255,7 +255,7 @@ def install(
             status_=status,
             decisions=adieu.policy.sendable_by_topic(status.state) if status else {},
             error=error,
-            when=_iso,
+            when=_when,
         )
 
     @app.post("/admin/webhooks/{webhook_id:int}/replay", include_in_schema=False)
