@@ -30,7 +30,7 @@ import httpx
 from adieu.ledger import Channel, UnsubscribeRequest
 from adieu.service import Adieu
 from adieu.settings import Settings
-from adieu.web.hooks import Deliverer
+from adieu.webhooks.deliver import Deliverer
 from common import free_port, postgres_schema, print_table, wait_for_port, wrk
 from run import fill_ledger, make_addresses
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adieu.web.post import Poster, PostError, Target
+from adieu.webhooks.http import Poster, PostError, Target
 from support import self_signed
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -377,7 +377,7 @@ def test_language_from_token_then_browser(adieu: Adieu, client: Client) -> None:
 
 
 def test_brand_colours_always_meet_contrast() -> None:
-    from adieu.web.support import Palette, contrast
+    from adieu.web.render import Palette, contrast
 
     for brand in ("#0b5cad", "#ffcc00", "#ffffff", "#000000", "#7f7f7f", "#e63946"):
         palette = Palette.from_brand(brand)

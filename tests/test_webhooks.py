@@ -24,7 +24,7 @@ import pytest
 from adieu.ledger import Channel
 from adieu.ledger.outbox import DEAD, DELIVERED
 from adieu.service import Adieu
-from adieu.web.hooks import Deliverer, backoff, sign
+from adieu.webhooks.deliver import Deliverer, backoff, sign
 from support import adieu_env
 
 

@@ -25,6 +25,7 @@ _METHODS = {
     PAGES: [
         ("web/admin/**", "ignore"),
         ("web/errors.py", "ignore"),
+        ("web/forms.py", "ignore"),
         ("web/**.py", "python"),
         ("mail/**.py", "python"),
         ("web/templates/**.html", "jinja2.ext:babel_extract"),
@@ -33,6 +34,7 @@ _METHODS = {
     ADMIN: [
         ("web/admin/**.py", "python"),
         ("web/errors.py", "python"),
+        ("web/forms.py", "python"),
         ("web/admin/templates/**.html", "jinja2.ext:babel_extract"),
     ],
 }

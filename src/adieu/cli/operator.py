@@ -244,7 +244,7 @@ def webhooks_run(lazy: _Lazy) -> None:
     import contextlib
     import signal
 
-    from adieu.web.hooks import deliverer_for
+    from adieu.webhooks.deliver import deliverer_for
 
     deliverer = deliverer_for(lazy.app)
 

@@ -22,7 +22,8 @@ from adieu.ledger import Channel
 from adieu.service import Adieu
 from adieu.web.commit import GroupCommit, from_link
 from adieu.web.errors import failure_of
-from adieu.web.support import FORM_TYPE, MAX_FORM, Pages
+from adieu.web.forms import FORM_TYPE, MAX_FORM
+from adieu.web.render import Pages
 
 _PATH = re.compile(r"/u/([A-Za-z0-9_-]{1,1024})")
 log = logging.getLogger("adieu.web")

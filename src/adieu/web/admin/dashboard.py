@@ -17,7 +17,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -31,6 +30,7 @@ from adieu.i18n import admin_text as _
 from adieu.ledger import ContactStatus
 from adieu.ledger.apikeys import ApiKey
 from adieu.service import Adieu
+from adieu.web import forms
 from adieu.web.admin import charts
 from adieu.web.admin.auth import Authenticator, client_of
 from adieu.web.errors import ApiError, Failure
@@ -103,22 +103,13 @@ def install(
         return key if key.active else None
 
     async def form_of(request: Request) -> dict[str, str]:
-        body = await request.body()
-        if len(body) > MAX_FORM:
-            raise ApiError(413, "too_large", _("That form is too large."))
-        try:
-            return dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=50))
-        except ValueError:  # more fields than any of our forms has
-            raise ApiError(400, "bad_form", _("That form could not be read.")) from None
+        return await forms.read_form(request, limit=MAX_FORM, max_fields=50)
 
     def checked(request: Request, form: dict[str, str]) -> bool:
         """The form came from our own page, in this session."""
         value = request.cookies.get(COOKIE, "")
-        token = form.get("csrf", "")
-        site = request.headers.get("sec-fetch-site")
-        if site is not None and site not in ("same-origin", "none"):
-            return False
-        return bool(value) and hmac.compare_digest(token, sessions.csrf(value))
+        expected = sessions.csrf(value) if value else ""
+        return forms.csrf_ok(request, form, expected, [adieu.settings.base_url])
 
     def to_login() -> Response:
         return RedirectResponse("/admin/login", status_code=303)

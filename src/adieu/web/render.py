@@ -1,4 +1,5 @@
-"""What the public pages share: rendering, language, dates, brand, forms, CSRF."""
+"""The public pages' one renderer: templates, language, dates, brand, and the
+CSRF value bound to each link."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -21,11 +21,10 @@ from markupsafe import escape
 from adieu.i18n import gettext, negotiate
 from adieu.service import Adieu
 from adieu.tokens import TokenPayload
+from adieu.web import forms
 
-MAX_FORM = 64 * 1024
 _TOKEN_MARK = "adieu-token-7f3c2a"
 _ADDRESS_MARK = "adieu-address-7f3c2a"
-FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def _luminance(hex_colour: str) -> float:
@@ -144,23 +143,8 @@ class Pages:
         digest = hmac.digest(self._csrf_key, token.encode("ascii", "replace"), "sha256")
         return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
 
-    def same_site(self, request: Request) -> bool:
-        """False when the browser says the form was posted from another site."""
-        if request.headers.get("sec-fetch-site", "same-origin") == "cross-site":
-            return False
-        origin = request.headers.get("origin")
-        if origin and origin != "null":
-            own = {
-                _origin(str(request.base_url)),
-                _origin(self.settings.base_url),
-            }
-            return _origin(origin) in own
-        return True
-
     def csrf_ok(self, request: Request, token: str, form: dict[str, str]) -> bool:
-        expected = self.csrf_for(token)
-        given = form.get("csrf", "")
-        return self.same_site(request) and hmac.compare_digest(given.encode(), expected.encode())
+        return forms.csrf_ok(request, form, self.csrf_for(token), [self.settings.base_url])
 
 
 @lru_cache(maxsize=2048)
@@ -178,31 +162,3 @@ def _accepted(header: str) -> tuple[str, ...]:
         if tag and quality > 0:
             weighted.append((-quality, position, tag.strip()))
     return tuple(tag for _, _, tag in sorted(weighted))
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-async def read_body(request: Request, limit: int = MAX_FORM) -> bytes:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return body[:limit]
-    return body
-
-
-def parse_form(request: Request, body: bytes) -> dict[str, str]:
-    """A page form's fields (urlencoded only; anything else reads as empty)."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != FORM_TYPE:
-        return {}
-    try:
-        fields = parse_qs(
-            body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200
-        )
-    except ValueError:  # too many fields
-        return {}
-    return {key: values[-1] for key, values in fields.items()}

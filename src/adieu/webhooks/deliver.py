@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from adieu import __version__, metrics
 from adieu.ledger.outbox import Delivery, Outbox
 from adieu.service import Adieu
-from adieu.web.post import Poster, PostError
+from adieu.webhooks.http import Poster, PostError
 
 log = logging.getLogger("adieu.webhooks")
 MAX_DELAY_S = 3600.0
