@@ -1,7 +1,7 @@
 """Inbound benchmark: messages classified and recorded per second, through
 `adieu inbound -` (one process per message, as a pipe transport runs it) and
 through the SMTP listener, beside flufl.bounce's `all_failures` alone on the
-same corpus (tests/corpus/inbound).
+same corpus (tests/feedback/corpus/inbound).
 
     .venv/bin/python bench/inbound.py [--rounds 20]
 """
@@ -29,7 +29,7 @@ from adieu.settings import Settings
 from adieu.smtp.inbound import InboundHandler
 from common import free_port, print_table
 
-CORPUS = Path(__file__).parent.parent / "tests" / "corpus" / "inbound"
+CORPUS = Path(__file__).parent.parent / "tests" / "feedback" / "corpus" / "inbound"
 _PLACEHOLDER = re.compile(r"\{\{(URL|TOKEN):([^}]+)\}\}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -65,13 +65,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_schema_url"))
 
 
+MakeSettings = Callable[..., Settings]
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        base_url="https://mail.example.net",
-    )
+def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
+    """Settings on this test's database (SQLite, then PostgreSQL), with overrides:
+    every door's tests run on both, as the ledger's do."""
+
+    def make(**overrides: object) -> Settings:
+        return Settings(
+            data_dir=tmp_path / "data",
+            database_url=database_url,
+            base_url="https://mail.example.net",
+            **overrides,
+        )
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings()
 
 
 @pytest.fixture

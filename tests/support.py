@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import time
+from email.message import Message
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,13 @@ from cryptography.x509.oid import NameOID
 from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.web.app import create_app
+
+
+def text_of(message: Message, subtype: str = "plain") -> str:
+    """The text of a parsed message's text/SUBTYPE body part."""
+    part = message.get_body((subtype,))  # type: ignore[attr-defined]
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())
 
 
 def free_port() -> int:

@@ -24,9 +24,7 @@ scopes = st.one_of(st.just(ALL), st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,20}", ful
 campaigns = st.one_of(
     st.none(),
     st.text(
-        alphabet=st.characters(
-            min_codepoint=32, max_codepoint=0x2FFF, blacklist_categories=("Cs",)
-        ),
+        alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FFF, exclude_categories=["Cs"]),
         min_size=1,
         max_size=30,
     ).filter(str.isprintable),

@@ -40,7 +40,7 @@ def filter_(
     output: Path | None,
 ) -> None:
     """Keep only the rows that may be mailed now; say on stderr what was removed and why."""
-    from adieu import bulk
+    from adieu import lists
 
     app = lazy.app
     app.ledger.check_scope(topic)
@@ -49,7 +49,7 @@ def filter_(
         _progress(_("Filtering"), _size(file)) as tick,
         _output(output) as sink,
     ):
-        report = bulk.filter_file(
+        report = lists.filter_file(
             app.policy, source, sink, column=column, topic=topic, category=category, progress=tick
         )
     total = report.kept + report.removed_total + report.invalid_count
@@ -80,13 +80,13 @@ def filter_(
 @pass_app
 def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | None) -> None:
     """Import a suppression list (generic, Mailchimp, SendGrid or SES export)."""
-    from adieu import bulk
+    from adieu import lists
 
     app = lazy.app
     if topic and reason == Reason.HARD_BOUNCE.value:
         err.print(_("A hard bounce is about the mailbox, not a topic: it stops all mail to it."))
     with _open_input(file) as source, _progress(_("Importing"), _size(file)) as tick:
-        result, bad = bulk.import_file(
+        result, bad = lists.import_file(
             app.ledger,
             source,
             fmt,  # type: ignore[arg-type]
@@ -115,10 +115,10 @@ def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | 
 @pass_app
 def export(lazy: _Lazy, fmt: str, output: Path | None) -> None:
     """Export every suppression (erased addresses by keyed hash only)."""
-    from adieu import bulk
+    from adieu import lists
 
     app = lazy.app
     with _text_output(output) as sink:
-        count = bulk.write_export(app.ledger.export_suppressions(), sink, fmt)  # type: ignore[arg-type]
+        count = lists.write_export(app.ledger.export_suppressions(), sink, fmt)  # type: ignore[arg-type]
     if output is not None:
         err.print(_("Exported {count} suppressions.").format(count=count))

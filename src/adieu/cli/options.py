@@ -179,12 +179,12 @@ def _open_binary(file: Path) -> Iterator[IO[bytes]]:
 
 @contextmanager
 def _open_input(file: Path) -> Iterator[IO[str]]:
-    from adieu import bulk
+    from adieu import lists
 
     if str(file) == "-":
         yield sys.stdin
         return
-    with bulk.open_text(file) as fh:
+    with lists.open_text(file) as fh:
         yield fh
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from adieu import bulk
+from adieu import lists
 from adieu.i18n import admin_text as _
 from adieu.service import Adieu
 from adieu.tokens import ALL
@@ -63,7 +63,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
             text = io.TextIOWrapper(spool, encoding="utf-8-sig", errors="replace", newline="")
 
             def run() -> tuple[Any, int]:
-                return bulk.import_file(ledger, text, format, scope=topic or ALL)
+                return lists.import_file(ledger, text, format, scope=topic or ALL)
 
             result, bad = await run_in_threadpool(run)
         finally:
@@ -95,7 +95,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
                 chunk = list(islice(records, 1000))
                 if not chunk and not first:
                     return
-                bulk.write_export(chunk, buffer, format)
+                lists.write_export(chunk, buffer, format)
                 text = buffer.getvalue()
                 if format == "csv" and not first:
                     text = text.split("\n", 1)[1]  # the header once, at the top

@@ -9,7 +9,7 @@ import pytest
 
 from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import Channel, UnsubscribeRequest
-from adieu.ledger.outbox import DEAD, DELIVERED, PENDING
+from adieu.ledger.vocabulary import DEAD, DELIVERED, PENDING
 from adieu.policy import Category
 from adieu.report import add_business_days, build, complaint_status
 from adieu.service import Adieu

@@ -3,7 +3,7 @@
 Random ledger states (suppressions of every reason and scope, topic choices,
 pauses, recorded sends, erasures) are built through the ledger's own
 operations; then ``Policy.may_send``, ``POST /api/v1/check``, ``adieu filter``
-(``bulk.filter_file``, the command's engine) and the relay's RCPT answer are
+(``lists.filter_file``, the command's engine) and the relay's RCPT answer are
 asked about every (address, topic, category), on SQLite and PostgreSQL.
 """
 
@@ -16,13 +16,14 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adieu import bulk
+from adieu import lists
 from adieu.cli import main
 from adieu.ledger import Channel, Frequency, Reason, SuppressionRecord
 from adieu.policy import Category, Decision
@@ -75,18 +76,18 @@ def apply(adieu: Adieu, address: str, action: Action) -> None:
     elif what == "hard_bounce":
         ledger.record_bounce(address, hard=True)
     elif what == "import":
-        reason, scope = arg  # type: ignore[misc]
+        reason, scope = cast(tuple[Reason, str], arg)
         ledger.import_suppressions([SuppressionRecord(address, scope=scope, reason=reason)])
     elif what == "subscribe":
         ledger.set_preferences(address, topics={str(arg): True})
     elif what == "pause":
-        ledger.set_preferences(address, paused_until=now + timedelta(days=int(arg)))  # type: ignore[call-overload]
+        ledger.set_preferences(address, paused_until=now + timedelta(days=cast(int, arg)))
     elif what == "frequency":
-        frequency, days_ago = arg  # type: ignore[misc]
+        frequency, days_ago = cast(tuple[Frequency, int], arg)
         ledger.set_preferences(address, frequency=frequency)
         ledger.record_send(address, at=now - timedelta(days=days_ago))
     elif what == "send":
-        ledger.record_send(address, at=now - timedelta(days=int(arg)))  # type: ignore[call-overload]
+        ledger.record_send(address, at=now - timedelta(days=cast(int, arg)))
     elif what == "resubscribe":
         ledger.resubscribe(address, str(arg), channel=Channel.API)
     elif what == "erase":
@@ -104,7 +105,7 @@ def filtered(
 ) -> tuple[set[str], Counter[str]]:
     out = io.BytesIO()
     source = io.BytesIO("".join(f"{a}\n" for a in addresses).encode())
-    report = bulk.filter_file(adieu.policy, source, out, topic=topic, category=category, workers=1)
+    report = lists.filter_file(adieu.policy, source, out, topic=topic, category=category, workers=1)
     return set(out.getvalue().decode().split()), Counter(report.removed)
 
 

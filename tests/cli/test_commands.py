@@ -138,9 +138,9 @@ def test_unsubscribe_status_resubscribe(run) -> None:  # type: ignore[no-untyped
         (("import", "/no/such/file.csv"), "Cannot read /no/such/file.csv"),
     ],
 )
-def test_bad_input_is_one_clear_sentence_and_exit_2(
+def test_bad_input_is_one_clear_sentence_and_exit_2(  # type: ignore[no-untyped-def]
     run, args: tuple[str, ...], message: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.output

@@ -27,20 +27,14 @@ from adieu.feedback.intake import Intake
 from adieu.ledger import EventType
 from adieu.ledger import schema as t
 from adieu.service import Adieu
-from adieu.settings import Settings
 from adieu.smtp.inbound import InboundHandler
+from conftest import MakeSettings
 from support import adieu_env, free_port
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Adieu]:
-    adieu = Adieu(
-        Settings(
-            data_dir=tmp_path / "data",
-            base_url="https://mail.example.net",
-            mailto_domain="unsub.example.net",
-        )
-    )
+def app(make_settings: MakeSettings) -> Iterator[Adieu]:
+    adieu = Adieu(make_settings(mailto_domain="unsub.example.net"))
     yield adieu
     adieu.close()
 

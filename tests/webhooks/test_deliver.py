@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from adieu.ledger import Channel
-from adieu.ledger.outbox import DEAD, DELIVERED
+from adieu.ledger.vocabulary import DEAD, DELIVERED
 from adieu.service import Adieu
 from adieu.webhooks.deliver import Deliverer, backoff, sign
 from support import adieu_env

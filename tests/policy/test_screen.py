@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adieu import bulk
+from adieu import lists
 from adieu.addresses import AddressHasher, canonical_or_none
 from adieu.ledger import Blocklist, Channel, Frequency
+from adieu.policy.gate import FilterReport
 from adieu.policy.screen import INVALID, Screen
 from adieu.service import Adieu
 
@@ -64,7 +65,9 @@ _line = st.one_of(
 
 
 def expected(lines: list[str]) -> tuple[list[str], dict[str, int], list[int]]:
-    kept, removed, invalid = [], {}, []
+    kept: list[str] = []
+    removed: dict[str, int] = {}
+    invalid: list[int] = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -96,8 +99,8 @@ def test_chunk_agrees_with_the_exact_rules(lines: list[str], crlf: bool) -> None
 
 def test_a_clean_chunk_takes_the_fast_path_and_keeps_rows_byte_for_byte() -> None:
     screen = Screen(Blocklist(dict(BLOCKED), {}), HASHER)
-    calls = []
-    screen._slow = lambda *a, **k: calls.append(a)  # type: ignore[method-assign]
+    calls: list[object] = []
+    screen._slow = lambda *a, **k: calls.append(a)  # type: ignore[method-assign,assignment]
     result = screen.chunk(b"Jane@Example.com\r\ngone@example.com\r\nx.y+z@mail.co.uk\r\n", 1)
     assert calls == []
     assert result.kept == [b"Jane@Example.com\r", b"x.y+z@mail.co.uk\r"]
@@ -120,12 +123,10 @@ def test_opt_in_topics_keep_only_subscribers() -> None:
     assert dict(result.removed) == {"not_subscribed": 1}
 
 
-def _run_filter(
-    adieu: Adieu, path: Path, workers: int | None = None
-) -> tuple[bytes, bulk.FilterReport]:
+def _run_filter(adieu: Adieu, path: Path, workers: int | None = None) -> tuple[bytes, FilterReport]:
     out = io.BytesIO()
     with path.open("rb") as source:
-        report = bulk.filter_file(adieu.policy, source, out, workers=workers)
+        report = lists.filter_file(adieu.policy, source, out, workers=workers)
     return out.getvalue(), report
 
 

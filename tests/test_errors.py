@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from click.testing import CliRunner
-from fastapi import Request
+from fastapi import Request, Response
 from sqlalchemy.exc import OperationalError
 
 from adieu import errors
@@ -48,7 +48,7 @@ def _instance(cls: type[AdieuError]) -> AdieuError:
     try:
         return cls("x")
     except TypeError:
-        return cls()  # type: ignore[call-arg]
+        return cls()
 
 
 ERRORS = [_instance(cls) for cls in _all_errors()]
@@ -85,9 +85,9 @@ def raising(sqlite_adieu: Adieu) -> Iterator[tuple[Client, dict[str, BaseExcepti
     table: dict[str, BaseException] = {}
     client = Client(sqlite_adieu)
     # As a real server does: answer, and let the server log what was unexpected.
-    client.client._transport = httpx.ASGITransport(app=client.app, raise_app_exceptions=False)  # type: ignore[attr-defined]
+    client.client._transport = httpx.ASGITransport(app=client.app, raise_app_exceptions=False)
 
-    async def boom(request: Request) -> None:
+    async def boom(request: Request) -> Response:
         raise table[request.path_params["name"]]
 
     for prefix in ("/api/v1/test-raise", "/admin/test-raise", "/test-raise"):

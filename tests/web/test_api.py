@@ -114,7 +114,7 @@ def test_failed_attempts_are_rate_limited_per_client(
 
 
 def test_every_api_error_has_the_one_shape(api: Client) -> None:
-    cases = [
+    cases: list[tuple[str, str, object, int]] = [
         ("GET", "/api/v1/no-such-route", None, 404),
         ("PUT", "/api/v1/topics", None, 405),
         ("POST", "/api/v1/check", {"addresses": []}, 422),
@@ -547,7 +547,8 @@ def test_any_json_gets_an_answer_or_the_error_shape(api: Client, path: str, body
 def test_the_api_names_exactly_the_ledger_event_types() -> None:
     from typing import get_args
 
-    from adieu.ledger.outbox import ALL_TYPES, EVENT_TYPES
+    from adieu.ledger.outbox import ALL_TYPES
+    from adieu.ledger.vocabulary import EVENT_TYPES
     from adieu.web.admin.schemas import EventType
 
     assert get_args(EventType) == (ALL_TYPES, *EVENT_TYPES)

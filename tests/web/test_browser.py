@@ -24,7 +24,7 @@ from adieu.settings import Settings
 from support import adieu_env, free_port, wait_for_port
 
 CHROMIUM = Path(os.environ.get("ADIEU_CHROMIUM", "/usr/bin/chromium"))
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts"
 LANGUAGES = ("en", "sv", "de", "fr", "es", "it", "nl", "pt", "pl", "ja")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import Table, event, func, select
 
 from adieu.errors import InvalidAddress, InvalidInput, TopicExists, UnknownTopic
 from adieu.ledger import Channel, EventType, Frequency, Reason, SuppressionRecord
@@ -16,7 +16,7 @@ from adieu.times import iso
 T0 = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
 
 
-def count(adieu: Adieu, table: t.Table) -> int:
+def count(adieu: Adieu, table: Table) -> int:
     with adieu.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
