@@ -293,3 +293,37 @@ def test_a_bad_setting_is_one_sentence_and_exit_2(
     assert any("ADIEU_HONOUR_HOURS" in line for line in lines)
     assert any("ADIEU_ADDRESS_DISPLAY" in line for line in lines)
     assert "Traceback" not in result.output and "pydantic" not in result.output
+
+
+# -- CLI -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [*ERRORS, DATABASE_DOWN], ids=repr)
+def test_every_error_leaves_the_cli_as_a_sentence_and_its_exit_status(
+    error: BaseException, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click
+
+    def fail() -> None:
+        raise error
+
+    monkeypatch.setitem(main.commands, "test-raise", click.Command("test-raise", callback=fail))
+    result = CliRunner().invoke(main, ["test-raise"])
+    assert "Traceback" not in result.output
+    expected = error.exit_code if isinstance(error, AdieuError) else Unavailable.exit_code
+    assert result.exit_code == expected
+    lines = result.output.strip().splitlines()
+    assert lines and all(line.startswith("Error: ") for line in lines), result.output
+
+
+def test_a_bug_in_a_command_is_not_dressed_up_as_an_error_of_the_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import click
+
+    def fail() -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(main.commands, "test-raise", click.Command("test-raise", callback=fail))
+    result = CliRunner().invoke(main, ["test-raise"])
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)

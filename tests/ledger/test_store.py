@@ -10,6 +10,7 @@ from sqlalchemy import Table, event, func, select
 from adieu.errors import InvalidAddress, InvalidInput, TopicExists, UnknownTopic
 from adieu.ledger import Channel, EventType, Frequency, Reason, SuppressionRecord
 from adieu.ledger import schema as t
+from adieu.ledger.records import PreferenceChange
 from adieu.service import Adieu
 from adieu.times import iso
 
@@ -115,9 +116,9 @@ def test_set_preferences_reports_changes_and_records_one_event(adieu: Adieu) -> 
         paused_until=until,
         at=T0,
     )
-    assert ("topic:news", True, False) in changes
-    assert ("frequency", "every", "weekly") in changes
-    assert ("paused_until", None, iso(until)) in changes
+    assert PreferenceChange("topic", True, False, "news") in changes
+    assert PreferenceChange("frequency", "every", "weekly") in changes
+    assert PreferenceChange("paused_until", None, iso(until)) in changes
     assert ledger.set_preferences("jane@example.com", topics={"news": False}, at=T0) == []
     events = ledger.history("jane@example.com")
     assert [e.type for e in events] == [EventType.PREFERENCES]

@@ -14,7 +14,7 @@ import click
 
 from adieu import __version__
 from adieu.cli.options import error
-from adieu.errors import AdieuError, InvalidSettings
+from adieu.errors import AdieuError, InvalidSettings, Unavailable, storage_trouble
 
 if TYPE_CHECKING:
     from adieu.service import Adieu
@@ -55,6 +55,12 @@ class AdieuGroup(click.Group):
         except BrokenPipeError:  # `adieu export | head`
             sys.stderr.close()
             ctx.exit(0)
+        except Exception as exc:
+            if not storage_trouble(exc):
+                raise  # a bug: its traceback is what a report needs
+            # The ledger is locked, gone or read-only: nothing was changed.
+            error(str(Unavailable()))
+            ctx.exit(Unavailable.exit_code)
 
 
 @click.group(cls=AdieuGroup, context_settings={"help_option_names": ["-h", "--help"]})

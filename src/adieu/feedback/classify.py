@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import Message
+from enum import StrEnum
 from typing import Any
 
 from adieu.addresses import canonical_or_none
@@ -43,11 +44,33 @@ _FULL = re.compile(r"quota|mailbox full|over ?limit|insufficient (system )?stora
 COMPLAINT_TYPES = {"abuse", "fraud", "virus"}
 
 
+class FindingKind(StrEnum):
+    """What one inbound message means for one recipient."""
+
+    MAILTO = "mailto"
+    COMPLAINT = "complaint"
+    NOT_SPAM = "not_spam"
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    REJECTION = "rejection"  # a sender-side refusal: recorded, nobody suppressed
+
+
+class MessageKind(StrEnum):
+    """What an inbound message is, as a whole."""
+
+    UNSUBSCRIBE = "unsubscribe"
+    COMPLAINT = "complaint"
+    BOUNCE = "bounce"
+    AUTO_REPLY = "auto_reply"
+    UNKNOWN = "unknown"  # kept for a person to read
+    UNUSABLE = "unusable"  # cannot even be parsed
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """What one inbound message means for one recipient."""
 
-    kind: str  # mailto | complaint | not_spam | hard_bounce | soft_bounce | rejection
+    kind: FindingKind
     address: str
     token: TokenPayload | None = None
     details: dict[str, Any] = field(default_factory=dict)
@@ -55,10 +78,9 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """``kind`` of the message: unsubscribe, complaint, bounce, auto_reply,
-    unknown or unusable; ``findings`` per recipient."""
+    """What the message is, and ``findings`` per recipient."""
 
-    kind: str
+    kind: MessageKind
     findings: tuple[Finding, ...] = ()
     note: str = ""
 
@@ -69,9 +91,9 @@ def classify(
     try:
         message = message_from_bytes(data, policy=policy.compat32)
     except Exception as exc:
-        return Classification("unusable", note=f"cannot be parsed: {type(exc).__name__}")
+        return Classification(MessageKind.UNUSABLE, note=f"cannot be parsed: {type(exc).__name__}")
     if not message.keys():
-        return Classification("unusable", note="no header fields")
+        return Classification(MessageKind.UNUSABLE, note="no header fields")
     param = message.get_param("report-type") if message.is_multipart() else None
     report = param.lower() if isinstance(param, str) else ""
     content_type = message.get_content_type()
@@ -87,8 +109,8 @@ def classify(
     if bounced is not None:
         return bounced
     if _auto_reply(message):
-        return Classification("auto_reply", note="auto-reply, ignored")
-    return Classification("unknown", note="not a report Adieu can read; kept for review")
+        return Classification(MessageKind.AUTO_REPLY, note="auto-reply, ignored")
+    return Classification(MessageKind.UNKNOWN, note="not a report Adieu can read; kept for review")
 
 
 # -- tokens ----------------------------------------------------------------------
@@ -149,8 +171,8 @@ def _mailto(message: Message, codec: TokenCodec, envelope_to: list[str]) -> Clas
         return None
     token = tokens[0]
     return Classification(
-        "unsubscribe",
-        (Finding("mailto", token.address, token, {"scope": token.scope}),),
+        MessageKind.UNSUBSCRIBE,
+        (Finding(FindingKind.MAILTO, token.address, token, {"scope": token.scope}),),
     )
 
 
@@ -196,17 +218,22 @@ def _arf(message: Message, codec: TokenCodec) -> Classification:
         address = canonical_or_none(re.sub(r".*<|>.*", "", str(original.get("To", ""))))
         how = "original-to"
     if address is None:
-        return Classification("unknown", note="a complaint report without a recipient (redacted)")
+        return Classification(
+            MessageKind.UNKNOWN, note="a complaint report without a recipient (redacted)"
+        )
     kind = (
         "complaint"
         if feedback_type in COMPLAINT_TYPES
         else ("not_spam" if feedback_type == "not-spam" else "complaint_other")
     )
     if kind == "complaint_other":
-        return Classification("unknown", note=f"feedback type {feedback_type!r} is not acted on")
+        return Classification(
+            MessageKind.UNKNOWN, note=f"feedback type {feedback_type!r} is not acted on"
+        )
     details["recipient_from"] = how
     return Classification(
-        "complaint", (Finding(kind, address, tokens[0] if tokens else None, details),)
+        MessageKind.COMPLAINT,
+        (Finding(FindingKind(kind), address, tokens[0] if tokens else None, details),),
     )
 
 
@@ -279,7 +306,7 @@ def _dsn(message: Message, codec: TokenCodec, verp: str | None = None) -> Classi
             continue
         findings.append(
             Finding(
-                kind,
+                FindingKind(kind),
                 address,
                 token,
                 {
@@ -290,8 +317,10 @@ def _dsn(message: Message, codec: TokenCodec, verp: str | None = None) -> Classi
             )
         )
     if not findings:
-        return Classification("unknown", note="a delivery report with no failed recipient")
-    return Classification("bounce", tuple(findings))
+        return Classification(
+            MessageKind.UNKNOWN, note="a delivery report with no failed recipient"
+        )
+    return Classification(MessageKind.BOUNCE, tuple(findings))
 
 
 def _nonstandard_bounce(message: Message, codec: TokenCodec) -> Classification | None:
@@ -319,9 +348,14 @@ def _nonstandard_bounce(message: Message, codec: TokenCodec) -> Classification |
                 continue
         token = tokens[0] if len(tokens) == 1 else None
         findings.append(
-            Finding(kind, token.address if token else address, token, {"detector": "flufl.bounce"})
+            Finding(
+                FindingKind(kind),
+                token.address if token else address,
+                token,
+                {"detector": "flufl.bounce"},
+            )
         )
-    return Classification("bounce", tuple(findings)) if findings else None
+    return Classification(MessageKind.BOUNCE, tuple(findings)) if findings else None
 
 
 # -- auto-replies (RFC 3834) -----------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from adieu.ledger.vocabulary import Channel, EventType, Frequency, Reason
 from adieu.scopes import ALL
@@ -129,3 +129,19 @@ class Blocklist:
     hashed: dict[bytes, str]
     allow_only: frozenset[bytes] | None = None
     allow_only_hashed: frozenset[bytes] | None = None
+
+
+class PreferenceChange(NamedTuple):
+    """One thing a preference-center save changed: a topic on or off, the
+    frequency, or the pause (its end as an ISO time, None when it ended)."""
+
+    setting: Literal["topic", "frequency", "paused_until"]
+    old: Any
+    new: Any
+    topic: str | None = None
+
+    @property
+    def recorded(self) -> list[Any]:
+        """As the event's details record it (``["topic:news", true, false]``)."""
+        name = f"topic:{self.topic}" if self.setting == "topic" else self.setting
+        return [name, self.old, self.new]

@@ -26,6 +26,7 @@ from adieu.ledger.records import (
     ContactStatus,
     Event,
     Outcome,
+    PreferenceChange,
     SendState,
     Suppression,
     UnsubscribeRequest,
@@ -264,15 +265,15 @@ class Ledger(BulkStore, ReviewQueue):
         clear_pause: bool = False,
         details: Mapping[str, Any] | None = None,
         at: datetime | None = None,
-    ) -> list[tuple[str, Any, Any]]:
-        """Apply a preference-center save (R7); returns what changed as (what, old, new)."""
+    ) -> list[PreferenceChange]:
+        """Apply a preference-center save (R7); returns what it changed."""
         address = canonical(address)
         at = at or self.now()
         wanted = {self.topic(key).key: bool(on) for key, on in (topics or {}).items()}
         with self._write() as conn:
             contact = self._contact(conn, address)
             assert contact is not None
-            changes: list[tuple[str, Any, Any]] = []
+            changes: list[PreferenceChange] = []
             subscribed = {
                 r.topic
                 for r in conn.execute(
@@ -293,14 +294,13 @@ class Ledger(BulkStore, ReviewQueue):
                 topic = self._topics[key]
                 current = key not in opted_out and (topic.default_opt_in or key in subscribed)
                 if current != on:
-                    changes.append((f"topic:{key}", current, on))
+                    changes.append(PreferenceChange("topic", current, on, key))
             if frequency is not None and frequency.value != contact.frequency:
-                changes.append(("frequency", contact.frequency, frequency.value))
+                changes.append(PreferenceChange("frequency", contact.frequency, frequency.value))
             new_pause = None if clear_pause else (paused_until or contact.paused_until)
             if new_pause != contact.paused_until:
-                changes.append(
-                    ("paused_until", iso_or_none(contact.paused_until), iso_or_none(new_pause))
-                )
+                old, new = iso_or_none(contact.paused_until), iso_or_none(new_pause)
+                changes.append(PreferenceChange("paused_until", old, new))
             if not changes:
                 return []
             event_id = self._event(
@@ -310,12 +310,12 @@ class Ledger(BulkStore, ReviewQueue):
                 channel,
                 ALL,
                 at,
-                details={**(details or {}), "changes": [list(c) for c in changes]},
+                details={**(details or {}), "changes": [c.recorded for c in changes]},
             )
-            for what, _, on in changes:
-                if not what.startswith("topic:"):
+            for change in changes:
+                if change.topic is None:
                     continue
-                key = what.removeprefix("topic:")
+                key, on = change.topic, change.new
                 if on:
                     conn.execute(
                         delete(t.suppressions).where(

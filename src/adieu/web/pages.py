@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adieu.i18n import gettext
 from adieu.ledger import Channel, ContactStatus, Frequency, Outcome
+from adieu.ledger.records import PreferenceChange
 from adieu.scopes import ALL
 from adieu.service import Adieu
 from adieu.tokens import TokenPayload
@@ -169,7 +170,7 @@ class PublicPages:
         token = request.path_params["token"]
         form, payload, locale, ctx = await self.protected_form(request, token)
 
-        def save() -> list[tuple[str, Any, Any]]:
+        def save() -> list[PreferenceChange]:
             ledger = self.adieu.ledger
             wanted = {t.key: f"topic-{t.key}" in form for t in ledger.topics()}
             frequency = form.get("frequency")
@@ -196,16 +197,13 @@ class PublicPages:
         return self.pages.render("preferences.html", locale, changes=described, **view, **ctx)
 
 
-def _describe(
-    change: tuple[str, Any, Any], names: dict[str, str], locale: str, pages: Pages
-) -> str:
+def _describe(change: PreferenceChange, names: dict[str, str], locale: str, pages: Pages) -> str:
     """One saved change, as the preference center lists it."""
-    what, _, new = change
-    if what.startswith("topic:"):
-        key = what.removeprefix("topic:")
+    new = change.new
+    if change.topic is not None:
         text = gettext("{topic}: on", locale) if new else gettext("{topic}: off", locale)
-        return text.format(topic=names.get(key, key))
-    if what == "frequency":
+        return text.format(topic=names.get(change.topic, change.topic))
+    if change.setting == "frequency":
         labels = {
             "every": gettext("Every email we send", locale),
             "weekly": gettext("At most one email a week", locale),
