@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import stat
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,6 +24,7 @@ from adieu.mail.lint import ERROR, lint
 from adieu.mail.stamper import Stamper
 from adieu.service import Adieu
 from adieu.settings import Settings
+from conftest import MakeSettings
 from support import text_of
 
 RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -98,17 +100,17 @@ def test_dns_record_and_key_file(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def mailer(tmp_path: Path) -> Adieu:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        base_url="https://mail.example.net",
+def mailer(make_settings: MakeSettings) -> Iterator[Adieu]:
+    settings = make_settings(
         mailto_domain="unsub.example.net",
         dkim_domain="example.com",
         dkim_selector="s1",
         feedback_sender="examplenews",
     )
     create_key(key_path(settings.data_dir, "s1"))
-    return Adieu(settings)
+    app = Adieu(settings)
+    yield app
+    app.close()
 
 
 def _stamp(app: Adieu, data: bytes, to: str = "Jane@Example.org", **kw: str) -> EmailMessage:

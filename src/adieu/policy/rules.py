@@ -52,12 +52,12 @@ RULES: tuple[Rule, ...] = (
 FREQUENCY_WINDOW = {Frequency.WEEKLY: timedelta(days=7), Frequency.MONTHLY: timedelta(days=30)}
 
 _REASON_OF = {rule.fact.value: rule.reason for rule in RULES}
-_FACTS = {
-    category: tuple(
-        rule.fact for rule in RULES if category is Category.MARKETING or rule.transactional
-    )
+_RULES = {
+    category: tuple(rule for rule in RULES if category is Category.MARKETING or rule.transactional)
     for category in Category
 }
+_FACTS = {category: tuple(rule.fact for rule in rules) for category, rules in _RULES.items()}
+_STATE_FACTS = frozenset({Fact.NOT_SUBSCRIBED, Fact.PAUSED, Fact.FREQUENCY_CAP})
 
 
 def facts_for(category: Category) -> tuple[Fact, ...]:
@@ -87,14 +87,9 @@ ALLOWED = Decision(True)
 INVALID_ADDRESS = Decision(False, "invalid_address")
 
 
-def holds(fact: Fact, state: SendState, topic: Topic | None, at: datetime) -> Decision | None:
-    """The refusal ``fact`` gives for ``state``, or None when it does not hold."""
+def _state_fact(fact: Fact, state: SendState, topic: Topic | None, at: datetime) -> Decision | None:
+    """The refusal a fact of the contact's state gives, or None when it does not hold."""
     reason = _REASON_OF[fact.value]
-    if fact is Fact.TOPIC_OPT_OUT:
-        if topic is None:
-            return None
-        times = [s.since for s in state.suppressions if s.scope == topic.key]
-        return Decision(False, reason, since=min(times)) if times else None
     if fact is Fact.NOT_SUBSCRIBED:
         if topic is None or topic.default_opt_in or topic.key in state.subscribed_topics:
             return None
@@ -102,21 +97,45 @@ def holds(fact: Fact, state: SendState, topic: Topic | None, at: datetime) -> De
     if fact is Fact.PAUSED:
         until = state.paused_until
         return Decision(False, reason, until=until) if until is not None and until > at else None
-    if fact is Fact.FREQUENCY_CAP:
-        window = FREQUENCY_WINDOW.get(state.frequency)
-        last = state.last_marketing_send_at
-        if window is None or last is None or at - last >= window:
-            return None
-        return Decision(False, reason, since=last, until=last + window)
-    # A suppression of all marketing with this reason.
-    times = [s.since for s in state.suppressions if s.scope == ALL and s.reason == fact.value]
-    return Decision(False, reason, since=min(times)) if times else None
+    # Fact.FREQUENCY_CAP
+    window = FREQUENCY_WINDOW.get(state.frequency)
+    last = state.last_marketing_send_at
+    if window is None or last is None or at - last >= window:
+        return None
+    return Decision(False, reason, since=last, until=last + window)
 
 
 def decide(state: SendState, topic: Topic | None, category: Category, at: datetime) -> Decision:
-    """The rule table applied to one address's state: the first rule that holds."""
-    for fact in _FACTS[category]:
-        refused = holds(fact, state, topic, at)
-        if refused is not None:
-            return refused
+    """The rule table applied to one address's state: the first rule that holds.
+
+    The suppressions are indexed once (a suppression of all marketing is the
+    fact of its reason; one of the topic being sent, a topic opt-out), then the
+    rules are walked in order; this runs for every address of a batch check.
+    """
+    held: dict[str, datetime] = {}
+    for s in state.suppressions:
+        if s.scope == ALL:
+            fact = s.reason.value
+        elif topic is not None and s.scope == topic.key:
+            fact = Fact.TOPIC_OPT_OUT.value
+        else:
+            continue
+        since = held.get(fact)
+        if since is None or s.since < since:
+            held[fact] = s.since
+    if not held and not (
+        state.paused_until is not None
+        or (state.last_marketing_send_at is not None and state.frequency in FREQUENCY_WINDOW)
+        or (topic is not None and not topic.default_opt_in)
+    ):
+        return ALLOWED  # nothing any rule reads is set (most contacts, most of the time)
+    for rule in _RULES[category]:
+        fact = rule.fact
+        since = held.get(fact.value)
+        if since is not None:
+            return Decision(False, rule.reason, since=since)
+        if fact in _STATE_FACTS:
+            refused = _state_fact(fact, state, topic, at)
+            if refused is not None:
+                return refused
     return ALLOWED
