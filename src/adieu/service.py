@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from adieu import keys
 from adieu.addresses import AddressHasher, canonical
+from adieu.scopes import ALL
 from adieu.settings import Settings, load_settings
-from adieu.tokens import ALL, TokenCodec, check_campaign, check_locale
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from adieu.ledger.outbox import Outbox
     from adieu.ledger.stats import Stats
     from adieu.policy import Policy
+    from adieu.tokens import TokenCodec
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -50,6 +51,8 @@ class Adieu:
 
     @cached_property
     def codec(self) -> TokenCodec:
+        from adieu.tokens import TokenCodec  # AES-GCM: only where links are made or opened
+
         return TokenCodec(self.keyring.token_keys)
 
     @cached_property
@@ -109,6 +112,8 @@ class Adieu:
     ) -> Link:
         """Mint a link for one recipient. Writes nothing to the ledger, and
         reads it only to check that a named topic exists."""
+        from adieu.tokens import check_campaign, check_locale
+
         scope = ALL if topic in (None, ALL) else self.ledger.check_scope(topic)
         token = self.codec.mint(
             canonical(address), scope or ALL, check_campaign(campaign), check_locale(locale)

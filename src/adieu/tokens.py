@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from adieu.errors import InvalidAddress, InvalidInput, InvalidToken
 from adieu.scopes import ALL as ALL
 from adieu.scopes import TOPIC_KEY as TOPIC_KEY
+from adieu.scopes import check_campaign as check_campaign
 
 VERSION = 1
 _EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
@@ -46,7 +47,6 @@ _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8}){0,3}")
-_CAMPAIGN_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +66,6 @@ def check_scope(scope: str) -> str:
             "starting with a letter or digit."
         )
     return scope
-
-
-def check_campaign(campaign: str | None) -> str | None:
-    if campaign is None or campaign == "":
-        return None
-    if len(campaign) > _CAMPAIGN_MAX or not campaign.isprintable():
-        raise InvalidInput("A campaign id is at most 100 printable characters.")
-    return campaign
 
 
 def check_locale(locale: str | None) -> str | None:

@@ -21,7 +21,7 @@ from adieu.ledger.database import WRITE, ReadPool
 from adieu.ledger.dialect import Dialect
 from adieu.ledger.records import SendState, Suppression, Topic
 from adieu.ledger.vocabulary import Channel, EventType, Frequency, Reason
-from adieu.tokens import check_campaign
+from adieu.scopes import check_campaign
 
 
 def _utcnow() -> datetime:

@@ -12,8 +12,8 @@ from adieu.ledger import schema as t
 from adieu.ledger.records import ImportResult, SuppressionRecord
 from adieu.ledger.topics import TopicStore
 from adieu.ledger.vocabulary import Channel, EventType, Frequency, Reason
+from adieu.scopes import ALL
 from adieu.times import iso
-from adieu.tokens import ALL
 
 
 class BulkStore(TopicStore):

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, case, func, select
 from adieu.ledger import schema as t
 from adieu.ledger.outbox import event_document
 from adieu.ledger.vocabulary import DELIVERED
-from adieu.tokens import ALL
+from adieu.scopes import ALL
 
 #: The event types that stop mail and so must be honoured in time.
 HONOURED = ("unsubscribe", "complaint")

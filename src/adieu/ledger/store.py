@@ -34,8 +34,8 @@ from adieu.ledger.records import (
 from adieu.ledger.review import ReviewQueue
 from adieu.ledger.schema import as_utc
 from adieu.ledger.vocabulary import CONSENT_REASONS, Channel, EventType, Fact, Frequency, Reason
+from adieu.scopes import ALL, check_campaign
 from adieu.times import iso_or_none
-from adieu.tokens import ALL, check_campaign
 
 
 class Ledger(BulkStore, ReviewQueue):

@@ -10,7 +10,7 @@ from adieu.errors import InvalidInput, TopicExists, TopicInUse, UnknownTopic
 from adieu.ledger import schema as t
 from adieu.ledger.base import LedgerBase
 from adieu.ledger.records import Topic
-from adieu.tokens import ALL, TOPIC_KEY
+from adieu.scopes import ALL, TOPIC_KEY
 
 
 class TopicStore(LedgerBase):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from adieu.addresses import canonical
 from adieu.errors import AdieuError
@@ -21,8 +21,10 @@ from adieu.policy.rules import (
     facts_for,
     reason_of,
 )
-from adieu.policy.screen import INVALID, Screen
 from adieu.scopes import ALL
+
+if TYPE_CHECKING:
+    from adieu.policy.screen import Screen
 
 T = TypeVar("T")
 
@@ -136,6 +138,8 @@ class Policy:
             facts=facts_for(Category(category)),
             windows=FREQUENCY_WINDOW,
         )
+        from adieu.policy.screen import Screen  # bulk work only: not for one address
+
         return Screen(blocked, self.ledger.hasher)
 
     def filter(
@@ -156,6 +160,8 @@ class Policy:
         Invalid addresses are counted with their line number (``line_of``, or
         the row's 1-based position).
         """
+        from adieu.policy.screen import INVALID
+
         report = report if report is not None else FilterReport()
         screen = self.screen(topic, category, at)
         for number, row in enumerate(rows, start=1):
