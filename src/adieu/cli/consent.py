@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from adieu.cli.options import _scope_name, _table, _when, out, show
+from adieu.cli.options import _scope_name, _table, _when, show
 from adieu.cli.root import _Lazy, pass_app
 from adieu.i18n import _
 from adieu.ledger.vocabulary import Channel
@@ -67,9 +67,9 @@ def status(lazy: _Lazy, address: str, as_json: bool) -> None:
         click.echo(json.dumps(_status_json(found, decisions, canonical(address))))
         return
     shown = found.address or _("(erased)")
-    out.print(f"[bold]{shown}[/]  {app.hasher.display(canonical(address), 'hash')}")
+    click.echo(f"{click.style(shown, bold=True)}  {app.hasher.display(canonical(address), 'hash')}")
     if not found.known:
-        out.print(_("Not in the ledger: marketing may be sent (no consent change recorded)."))
+        click.echo(_("Not in the ledger: marketing may be sent (no consent change recorded)."))
     table = _table(_("scope"), _("sendable"), _("why not"), _("since"))
     for scope, decision in decisions.items():
         table.add_row(

@@ -15,8 +15,8 @@ from adieu.cli.options import (
     _size,
     _text_output,
     category_option,
-    err,
     output_option,
+    say,
 )
 from adieu.cli.root import _Lazy, pass_app
 from adieu.i18n import _
@@ -53,10 +53,10 @@ def filter_(
             app.policy, source, sink, column=column, topic=topic, category=category, progress=tick
         )
     total = report.kept + report.removed_total + report.invalid_count
-    err.print(_("Kept {kept} of {total} rows.").format(kept=report.kept, total=total))
+    say(_("Kept {kept} of {total} rows.").format(kept=report.kept, total=total))
     if report.removed:
         parts = ", ".join(f"{why} {n}" for why, n in sorted(report.removed.items()))
-        err.print(_("Removed {count}: {parts}.").format(count=report.removed_total, parts=parts))
+        say(_("Removed {count}: {parts}.").format(count=report.removed_total, parts=parts))
     _report_invalid(report.invalid_count, report.invalid)
 
 
@@ -84,7 +84,7 @@ def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | 
 
     app = lazy.app
     if topic and reason == Reason.HARD_BOUNCE.value:
-        err.print(_("A hard bounce is about the mailbox, not a topic: it stops all mail to it."))
+        say(_("A hard bounce is about the mailbox, not a topic: it stops all mail to it."))
     with _open_input(file) as source, _progress(_("Importing"), _size(file)) as tick:
         result, bad = lists.import_file(
             app.ledger,
@@ -94,7 +94,7 @@ def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | 
             reason=Reason(reason) if reason else None,
             progress=tick,
         )
-    err.print(
+    say(
         _("Imported {added} suppressions; {already} were already suppressed.").format(
             added=result.added, already=result.already
         )
@@ -121,4 +121,4 @@ def export(lazy: _Lazy, fmt: str, output: Path | None) -> None:
     with _text_output(output) as sink:
         count = lists.write_export(app.ledger.export_suppressions(), sink, fmt)  # type: ignore[arg-type]
     if output is not None:
-        err.print(_("Exported {count} suppressions.").format(count=count))
+        say(_("Exported {count} suppressions.").format(count=count))

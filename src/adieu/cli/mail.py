@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from adieu.cli.options import _read_message, _when, category_option, err, workers_option
+from adieu.cli.options import _read_message, _when, category_option, say, workers_option
 from adieu.cli.root import _Lazy, pass_app
 from adieu.errors import EX_DATAERR, EX_TEMPFAIL, AdieuError
 from adieu.i18n import _
@@ -250,9 +250,7 @@ def inbound(
     except AdieuError:
         raise
     except Exception as exc:  # the ledger is unavailable: the MTA keeps the message
-        err.print(
-            _("Cannot record this now ({what}); try again later.").format(what=type(exc).__name__)
-        )
+        say(_("Cannot record this now ({what}); try again later.").format(what=type(exc).__name__))
         sys.exit(EX_TEMPFAIL)
     kind = result.classification.kind
     for what, who in result.applied:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import click
 
-from adieu.cli.options import _table, _when, err, show
+from adieu.cli.options import _table, _when, say, show
 from adieu.cli.root import _Lazy, pass_app
 from adieu.errors import InvalidInput
 from adieu.i18n import _
@@ -28,7 +29,7 @@ def apikey_create(lazy: _Lazy, name: str, read_only: bool) -> None:
     key, secret = lazy.app.api_keys.create(name, read_only=read_only)
     click.echo(secret)
     kind = _("read-only") if read_only else _("read and write")
-    err.print(
+    say(
         _("Key {id} ({kind}) created. Keep it now: only its hash is stored.").format(
             id=key.id, kind=kind
         )
@@ -78,7 +79,12 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.2f} %"
 
 
-_STATUS_STYLE = {"ok": "green", "watch": "yellow", "breach": "bold red", "unknown": "dim"}
+_STATUS_STYLE: dict[str, dict[str, Any]] = {
+    "ok": {"fg": "green"},
+    "watch": {"fg": "yellow"},
+    "breach": {"fg": "red", "bold": True},
+    "unknown": {"dim": True},
+}
 
 
 @click.command()
@@ -99,8 +105,7 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
     channels = built.channels or ["one_click", "landing_page"]
 
     def status(line: reports.Line) -> str:
-        style = _STATUS_STYLE[line.complaint_status]
-        return f"[{style}]{line.complaint_status}[/]"
+        return click.style(line.complaint_status, **_STATUS_STYLE[line.complaint_status])
 
     days = _table(
         _("Day"),
@@ -168,6 +173,7 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
         (_("ledger commit"), built.to_commit),
         (_("last webhook delivery"), built.to_webhooks),
     ):
+        missed = click.style(_("missed"), fg="red", bold=True)
         honour.add_row(
             label,
             str(timing.count),
@@ -175,8 +181,8 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
             reports.format_duration(timing.p99),
             reports.format_duration(timing.max),
             str(timing.waiting),
-            _("met") if timing.within_48_hours else f"[bold red]{_('missed')}[/]",
-            _("met") if timing.within_10_business_days else f"[bold red]{_('missed')}[/]",
+            _("met") if timing.within_48_hours else missed,
+            _("met") if timing.within_10_business_days else missed,
         )
     show(honour)
 
@@ -202,7 +208,7 @@ def webhooks_add(lazy: _Lazy, url: str, events: tuple[str, ...], description: st
     """Register a receiver and print its signing secret (shown only now)."""
     hook = lazy.app.outbox.create_webhook(url, events or ("*",), description)
     click.echo(hook.secret)
-    err.print(_("Webhook {id} added for {url}.").format(id=hook.id, url=hook.url))
+    say(_("Webhook {id} added for {url}.").format(id=hook.id, url=hook.url))
 
 
 @webhooks.command("list")
@@ -256,9 +262,9 @@ def webhooks_run(lazy: _Lazy) -> None:
                 loop.add_signal_handler(signum, stop.set)
         await deliverer.run(stop)
 
-    err.print(_("Delivering webhooks. Stop with Ctrl-C."))
+    say(_("Delivering webhooks. Stop with Ctrl-C."))
     asyncio.run(run())
-    err.print(
+    say(
         _("Stopped: {ok} delivered, {failed} failed this run.").format(
             ok=deliverer.delivered, failed=deliverer.failed
         )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import click
 
@@ -18,53 +20,65 @@ from adieu.i18n import _
 from adieu.ledger.vocabulary import Category
 from adieu.scopes import ALL
 
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
 
-
-class _Console:
-    """A rich console made on first use: rich costs about 50 ms to import, which
-    ``--help`` and the pipe transport should not pay."""
-
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._console: Console | None = None
-
-    def real(self) -> Console:
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(**self._options)
-        return self._console
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real(), name)
-
-
-# soft_wrap: a line is never broken in two (output is read by scripts too).
-err = _Console(stderr=True, highlight=False, soft_wrap=True)
-out = _Console(highlight=False, soft_wrap=True)
-#: For tables written to a pipe or a file: their natural width, nothing cut.
-_wide = _Console(highlight=False, soft_wrap=True, width=10_000)
-
-
-def _table(*columns: str) -> Table:
-    from rich.table import Table
-
-    return Table(*columns)
-
-
-def show(table: Table) -> None:
-    """A table on standard output: fitted to a terminal; whole in a pipe."""
-    (out if out.is_terminal else _wide).print(table)
+def say(message: str) -> None:
+    """A line for the person at the terminal, on standard error (standard
+    output carries only the data a command produces)."""
+    click.echo(message, err=True)
 
 
 def error(message: str) -> None:
     """One error sentence on standard error."""
-    from rich.markup import escape
+    click.echo(click.style(_("Error"), fg="red", bold=True) + ": " + message, err=True)
 
-    err.print(f"[bold red]{_('Error')}:[/] {escape(message)}", markup=True)
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _width(text: str) -> int:
+    plain = _ANSI.sub("", text)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in plain)
+
+
+class Table:
+    """A table at its natural width, so that nothing is ever cut (a long URL or
+    key stays whole on a narrow terminal and in a pipe), drawn as rich draws
+    its tables. Cells may carry click styles; colour is dropped when the
+    output is not a terminal."""
+
+    def __init__(self, *columns: str, title: str | None = None) -> None:
+        self.columns = list(columns)
+        self.rows: list[list[str]] = []
+        self.title = title
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append([str(cell) for cell in cells])
+
+    def render(self) -> str:
+        widths = [max(map(_width, column)) for column in zip(self.columns, *self.rows, strict=True)]
+
+        def rule(left: str, middle: str, right: str, fill: str) -> str:
+            return left + middle.join(fill * (w + 2) for w in widths) + right
+
+        def row(cells: list[str], bar: str) -> str:
+            padded = (f" {c}{' ' * (w - _width(c))} " for c, w in zip(cells, widths, strict=True))
+            return bar + bar.join(padded) + bar
+
+        lines = [rule("┏", "┳", "┓", "━"), row(self.columns, "┃"), rule("┡", "╇", "┩", "━")]
+        if self.title:
+            lines.insert(0, self.title.center(sum(widths) + 3 * len(widths) + 1).rstrip())
+        lines += [row(cells, "│") for cells in self.rows]
+        lines.append(rule("└", "┴", "┘", "─"))
+        return "\n".join(lines)
+
+
+def _table(*columns: str) -> Table:
+    return Table(*columns)
+
+
+def show(table: Table) -> None:
+    """A table on standard output."""
+    click.echo(table.render())
 
 
 def category_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -98,10 +112,12 @@ def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None] |
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     columns = (label, BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err.real(), transient=True) as progress:
+    console = Console(stderr=True, highlight=False)
+    with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
 
@@ -158,11 +174,11 @@ def _scope_name(scope: str) -> str:
 def _report_invalid(count: int, listed: list[tuple[int, str]]) -> None:
     if not count:
         return
-    err.print(_("Skipped {count} rows without a valid address:").format(count=count))
+    say(_("Skipped {count} rows without a valid address:").format(count=count))
     for number, what in listed:
-        err.print(_("  line {number}: {what}").format(number=number, what=what), markup=False)
+        say(_("  line {number}: {what}").format(number=number, what=what))
     if count > len(listed):
-        err.print(_("  … and {more} more").format(more=count - len(listed)))
+        say(_("  … and {more} more").format(more=count - len(listed)))
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from email.message import Message
 from enum import StrEnum
 from typing import Any
@@ -89,7 +89,7 @@ def classify(
     data: bytes, codec: TokenCodec, envelope_to: list[str] | None = None
 ) -> Classification:
     try:
-        message = message_from_bytes(data, policy=policy.compat32)
+        message = message_from_bytes(data)  # compat32, the default
     except Exception as exc:
         return Classification(MessageKind.UNUSABLE, note=f"cannot be parsed: {type(exc).__name__}")
     if not message.keys():
@@ -138,9 +138,7 @@ def _original(message: Message) -> Message | None:
                 return payload[0]
         if kind in ("text/rfc822-headers", "message/rfc822-headers"):
             raw = part.get_payload(decode=True) or b""
-            return message_from_bytes(
-                raw if isinstance(raw, bytes) else b"", policy=policy.compat32
-            )
+            return message_from_bytes(raw if isinstance(raw, bytes) else b"")
     return None
 
 
@@ -280,7 +278,7 @@ def _dsn(message: Message, codec: TokenCodec, verp: str | None = None) -> Classi
             raw = part.get_payload(decode=True) or b""
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
             sections = [
-                message_from_bytes(chunk.encode(), policy=policy.compat32)
+                message_from_bytes(chunk.encode())
                 for chunk in re.split(r"\r?\n\r?\n", text)
                 if chunk.strip()
             ]
