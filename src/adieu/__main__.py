@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from adieu.cli import main
+from adieu._entry import run
 
-main()
+run()

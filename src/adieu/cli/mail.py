@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from adieu.cli.options import _read_message, _when, category_option, say, workers_option
+from adieu.cli.options import (
+    _read_message,
+    _when,
+    category_option,
+    say,
+    serving,
+    workers_option,
+)
 from adieu.cli.root import _Lazy, pass_app
 from adieu.errors import EX_DATAERR, EX_TEMPFAIL, AdieuError
 from adieu.i18n import _
@@ -181,6 +188,7 @@ def relay(
     def make_handler() -> RelayHandler:
         return RelayHandler(Adieu(settings_for_workers), config)
 
+    serving()
     run_relay(
         make_handler,
         host,
@@ -238,6 +246,7 @@ def inbound(
         click.echo(_("Receiving reports on {host}:{port}.").format(host=host, port=port))
         settings = app.settings
         app.close()  # nothing opened here may cross into the listener
+        serving()
         run_inbound(lambda: Adieu(settings), host, port, lmtp=lmtp)
         return
     if source != "-":

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from adieu.cli.options import _table, _when, say, show
+from adieu.cli.options import _table, _when, say, serving, show
 from adieu.cli.root import _Lazy, pass_app
 from adieu.errors import InvalidInput
 from adieu.i18n import _
@@ -263,6 +263,7 @@ def webhooks_run(lazy: _Lazy) -> None:
         await deliverer.run(stop)
 
     say(_("Delivering webhooks. Stop with Ctrl-C."))
+    serving()
     asyncio.run(run())
     say(
         _("Stopped: {ok} delivered, {failed} failed this run.").format(

@@ -72,6 +72,14 @@ class Table:
         return "\n".join(lines)
 
 
+def serving() -> None:
+    """A command that runs until stopped: the garbage collector back on (it
+    is off while a command starts; see ``adieu._entry``)."""
+    import gc
+
+    gc.enable()
+
+
 def _table(*columns: str) -> Table:
     return Table(*columns)
 

@@ -6,7 +6,7 @@ import gc
 
 import click
 
-from adieu.cli.options import workers_option
+from adieu.cli.options import serving, workers_option
 from adieu.cli.root import _Lazy, pass_app
 from adieu.i18n import _
 
@@ -60,6 +60,7 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
             config = uvicorn.Config(web, log_level="warning", access_log=False)
             uvicorn.Server(config).run(sockets=[sock])
 
+        serving()
         run_workers(workers, run_one)
         return
     web = create_app(app)
@@ -68,4 +69,5 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
     # spikes under load.
     gc.collect()
     gc.freeze()
+    serving()
     uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
