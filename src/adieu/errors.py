@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # sysexits.h: what a pipe transport and a shell script understand.
-EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 64, 65, 75, 78
+EX_DATAERR, EX_TEMPFAIL = 65, 75
 
 
 class AdieuError(Exception):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from adieu import keys
 from adieu.addresses import AddressHasher, canonical
 from adieu.scopes import ALL
-from adieu.settings import Settings, load_settings
+from adieu.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -42,7 +42,7 @@ class Link:
 
 class Adieu:
     def __init__(self, settings: Settings | None = None, *, migrate: bool = True) -> None:
-        self.settings = settings or load_settings()
+        self.settings = settings or Settings()
         self._migrate = migrate
 
     @cached_property

@@ -233,12 +233,6 @@ class Settings:
         return self.base_url.rstrip("/")
 
 
-def load_settings(**given: Any) -> Settings:
-    """The settings from the environment and ``adieu.toml`` (``InvalidSettings``
-    when one cannot be used)."""
-    return Settings(**given)
-
-
 # -- reading and checking values ---------------------------------------------------------
 
 _TRUE = {"1", "true", "yes", "on"}

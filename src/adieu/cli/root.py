@@ -81,9 +81,9 @@ class _Lazy:
     def app(self) -> Adieu:
         if self._app is None:
             from adieu.service import Adieu
-            from adieu.settings import load_settings
+            from adieu.settings import Settings
 
-            self._app = Adieu(load_settings())
+            self._app = Adieu(Settings())
         return self._app
 
     def close(self) -> None:

@@ -59,7 +59,6 @@ class ReadPool:
         self._engine = engine
         self._keep = keep
         self._idle: list[Any] = []
-        self.paramstyle = "?" if engine.dialect.name == "sqlite" else "%s"
 
     def _connect(self) -> Any:
         engine = self._engine

@@ -73,10 +73,6 @@ class Fact(StrEnum):
     FREQUENCY_CAP = "frequency_cap"
 
 
-#: The fact a suppression of all marketing with each reason is.
-SUPPRESSION_FACTS = {reason: Fact(reason.value) for reason in Reason}
-
-
 #: What a webhook may subscribe to.
 EVENT_TYPES = tuple(e.value for e in EventType)
 #: The states of a webhook delivery.

@@ -105,11 +105,13 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     def error_page(request: Request, failure: Failure, exc: BaseException) -> Response:
         if isinstance(exc, FormRefused):
             return pages.render("expired.html", exc.locale, status=403, **exc.context)
-        locale = pages.locale(request)
-        name = {400: "invalid.html" if isinstance(exc, InvalidToken) else "error.html"}.get(
-            failure.status, "missing.html" if failure.status in (404, 405) else "error.html"
-        )
-        response = pages.render(name, locale, status=failure.status)
+        if isinstance(exc, InvalidToken):
+            name = "invalid.html"
+        elif failure.status in (404, 405):
+            name = "missing.html"
+        else:
+            name = "error.html"
+        response = pages.render(name, pages.locale(request), status=failure.status)
         response.headers.update(failure.headers)
         return response
 

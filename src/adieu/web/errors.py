@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from adieu.errors import AdieuError, InvalidToken, storage_trouble
+from adieu.errors import AdieuError, storage_trouble
 from adieu.i18n import admin_text as _
 
 SCHEMA_MISMATCH = _("The request does not match the API's schema.")
@@ -62,14 +62,6 @@ class ApiError(AdieuError):
         self.code = code
         self.headers = dict(headers or {})
         self.details = details
-
-    @property
-    def status(self) -> int:
-        return self.http_status
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
 
 class FormRefused(Exception):
@@ -179,7 +171,6 @@ __all__ = [
     "ApiError",
     "Failure",
     "FormRefused",
-    "InvalidToken",
     "error_response",
     "failure_of",
     "install",

@@ -128,10 +128,10 @@ def install(
         except ApiError as exc:
             message = (
                 _("Too many attempts with a wrong key. Please wait a minute and try again.")
-                if exc.status == 429
+                if exc.http_status == 429
                 else _("That key is not valid (or was revoked). Please check it and try again.")
             )
-            return render(request, "login.html", status=exc.status, error=message)
+            return render(request, "login.html", status=exc.http_status, error=message)
         response = RedirectResponse("/admin", status_code=303)
         response.set_cookie(
             COOKIE,
