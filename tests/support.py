@@ -37,6 +37,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports that are free now.
+
+    Chosen below the kernel's ephemeral range, where outgoing connections
+    (to PostgreSQL, say) take their local ports, so a port found free here
+    is not taken a moment later by a client socket."""
+    import random
+
+    while True:
+        first = random.randrange(20000, 32000 - count)
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+
+
 def wait_for_port(
     port: int, proc: subprocess.Popen[bytes] | None = None, seconds: float = 30
 ) -> None:

@@ -68,6 +68,7 @@ PUBLIC_CODES = {
     "TopicInUse": "topic_in_use",
     "Unavailable": "unavailable",
     "UnknownTopic": "unknown_topic",
+    "WorkerFailed": "worker_failed",
 }
 
 

@@ -129,6 +129,15 @@ class Unavailable(AdieuError):
         super().__init__(message)
 
 
+class WorkerFailed(AdieuError):
+    """One of a door's worker processes ended with an error, so all were stopped."""
+
+    code = "worker_failed"
+    exit_code = 1
+    http_status = 500
+    smtp_reply = (451, "4.3.0")
+
+
 def storage_trouble(exc: BaseException) -> bool:
     """Whether ``exc`` is the database failing (locked, gone, read-only, full),
     as opposed to a bug: such requests get "try again later", never a 500."""

@@ -17,7 +17,7 @@ import signal
 import socket
 from collections.abc import Callable
 
-from adieu.errors import InvalidInput
+from adieu.errors import InvalidInput, WorkerFailed
 
 
 def check_free(host: str, port: int) -> None:
@@ -41,7 +41,11 @@ def listening_socket(host: str, port: int, *, shared: bool) -> socket.socket:
 
 def run_workers(workers: int, run_one: Callable[[int], None]) -> None:
     """``run_one(index)`` in this process (one worker) or in ``workers`` forked
-    children; SIGTERM and SIGINT are passed on, and this returns once all ended."""
+    children; SIGTERM and SIGINT are passed on, and this returns once all ended.
+
+    A worker that fails says why on standard error and stops the others: a
+    door running on fewer workers than asked for is not what was asked for.
+    The failure is then this call's own (``WorkerFailed``)."""
     if workers <= 1 or not hasattr(os, "fork"):
         run_one(0)
         return
@@ -52,8 +56,12 @@ def run_workers(workers: int, run_one: Callable[[int], None]) -> None:
             status = 0
             try:
                 run_one(index)
-            except BaseException:
+            except (KeyboardInterrupt, SystemExit):
+                pass
+            except BaseException as exc:
                 status = 1
+                with contextlib.suppress(Exception):
+                    os.write(2, f"Worker {index + 1} stopped: {exc}\n".encode(errors="replace"))
             os._exit(status)
         children.append(pid)
 
@@ -64,6 +72,18 @@ def run_workers(workers: int, run_one: Callable[[int], None]) -> None:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for pid in children:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+    failed = 0
+    waiting = set(children)
+    while waiting:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        if pid not in waiting:
+            continue
+        waiting.discard(pid)
+        if os.waitstatus_to_exitcode(status) != 0 and not failed:
+            failed += 1
+            forward(signal.SIGTERM, None)
+    if failed:
+        raise WorkerFailed("A worker process stopped with an error, so all were stopped.")

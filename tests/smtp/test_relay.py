@@ -6,6 +6,7 @@ import asyncio
 import base64
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -24,7 +25,7 @@ from adieu.secret import Secret
 from adieu.service import Adieu
 from adieu.smtp.relay import RelayConfig, RelayHandler, make_smtp
 from conftest import MakeSettings
-from support import adieu_env, free_port, self_signed, text_of, wait_for_port
+from support import adieu_env, free_port, free_ports, self_signed, text_of, wait_for_port
 
 
 class Sink:
@@ -360,9 +361,7 @@ def test_adieu_relay_command_with_two_workers(
     import sys
 
     port = free_port()
-    metrics_port = free_port()
-    while metrics_port + 1 == port:
-        metrics_port = free_port()
+    metrics_port = free_ports(2)
     app.ledger.unsubscribe("left@example.org", channel=Channel.ONE_CLICK)
     env = adieu_env(app.settings, dkim_domain="example.com", dkim_selector="s1")
     proc = subprocess.Popen(
@@ -411,6 +410,44 @@ def test_adieu_relay_command_with_two_workers(
     assert len(sink[0].messages) == 7
     # the batched send records were written on the way out
     assert app.ledger.status("reader5@example.org").state.last_marketing_send_at is not None
+
+
+def test_adieu_relay_refuses_a_busy_metrics_port_before_starting(
+    app: Adieu, sink: tuple[Sink, Controller]
+) -> None:
+    """Worker 2's metrics port taken: one clear error up front, not a relay
+    quietly running on one worker."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    metrics_port = free_ports(2)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", metrics_port + 1))
+        busy.listen()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "adieu",
+                "relay",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--upstream",
+                f"127.0.0.1:{sink[1].port}",
+                "--workers",
+                "2",
+                "--metrics",
+                f"127.0.0.1:{metrics_port}",
+            ],
+            env=adieu_env(app.settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert f"Cannot listen on 127.0.0.1:{metrics_port + 1}" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ from adieu import metrics
 from adieu.errors import AdieuError, InvalidAddress, InvalidInput
 from adieu.mail.stamper import Stamper
 from adieu.policy import Category
+from adieu.processes import check_free
 from adieu.secret import Secret
 from adieu.service import Adieu
 from adieu.smtp.replies import (
@@ -382,6 +383,10 @@ def run_relay(
     so a busy relay uses more cores with more processes. With ``metrics_at``,
     worker N serves Prometheus metrics on its port + N.
     """
+
+    if metrics_at is not None:
+        for index in range(max(workers, 1)):
+            check_free(metrics_at[0], metrics_at[1] + index)
 
     def worker(index: int, sock: socket.socket) -> None:
         if metrics_at is not None:
