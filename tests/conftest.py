@@ -19,7 +19,12 @@ from adieu.settings import Settings
 PG_URL = os.environ.get("ADIEU_TEST_DATABASE_URL")
 if os.environ.get("ADIEU_REQUIRE_POSTGRES") and not PG_URL:
     raise RuntimeError("ADIEU_REQUIRE_POSTGRES is set but ADIEU_TEST_DATABASE_URL is not")
-_KEEP = {"ADIEU_TEST_DATABASE_URL", "ADIEU_REQUIRE_POSTGRES", "ADIEU_REQUIRE_BROWSER"}
+_KEEP = {
+    "ADIEU_TEST_DATABASE_URL",
+    "ADIEU_REQUIRE_POSTGRES",
+    "ADIEU_REQUIRE_BROWSER",
+    "ADIEU_REQUIRE_POSTFIX",
+}
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

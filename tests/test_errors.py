@@ -57,6 +57,7 @@ DATABASE_DOWN = OperationalError("SELECT 1", {}, sqlite3.OperationalError("datab
 #: The public codes are a contract: they do not follow class names.
 PUBLIC_CODES = {
     "AdieuError": "invalid_input",
+    "Erased": "erased",
     "InvalidAddress": "invalid_address",
     "InvalidInput": "invalid_input",
     "InvalidSettings": "invalid_settings",
@@ -65,7 +66,7 @@ PUBLIC_CODES = {
     "NotAllowed": "not_allowed",
     "NotFound": "not_found",
     "TopicExists": "topic_exists",
-    "TopicInUse": "topic_in_use",
+    "TopicRetired": "topic_retired",
     "Unavailable": "unavailable",
     "UnknownTopic": "unknown_topic",
     "WorkerFailed": "worker_failed",

@@ -33,3 +33,21 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ADIEU_ADDRESS_DISPLAY", "shout")
     with pytest.raises(InvalidSettings, match="ADIEU_ADDRESS_DISPLAY"):
         Settings()
+
+
+def test_inbound_trust_and_its_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert (settings.inbound_trust, settings.inbound_sent_days) == ("sent", 30)
+    assert Settings(inbound_trust="token", inbound_sent_days="7").inbound_sent_days == 7
+    monkeypatch.setenv("ADIEU_INBOUND_TRUST", "everyone")
+    monkeypatch.setenv("ADIEU_INBOUND_SENT_DAYS", "0")
+    with pytest.raises(InvalidSettings) as refused:
+        Settings()
+    assert refused.value.problems == [
+        "ADIEU_INBOUND_TRUST: must be one of token, sent, any (it is 'everyone').",
+        "ADIEU_INBOUND_SENT_DAYS: must be at least 1 (it is '0').",
+    ]
+    monkeypatch.setenv("ADIEU_INBOUND_TRUST", "any")
+    monkeypatch.setenv("ADIEU_INBOUND_SENT_DAYS", "2.5")
+    with pytest.raises(InvalidSettings, match="ADIEU_INBOUND_SENT_DAYS: must be a whole number"):
+        Settings()

@@ -77,6 +77,30 @@ def mask(address: str) -> str:
     return f"{local[:1]}•••@{domain}"
 
 
+#: Something shaped like an address inside free text (a diagnostic, a raw
+#: message): wide on purpose, since it only finds what to mask or look up.
+ADDRESS_IN_TEXT = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+
+
+def mask_all(text: str) -> str:
+    """Every address-shaped piece of ``text`` masked (for what is kept about
+    an erased person: they are never stored in the clear again)."""
+    return ADDRESS_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
+
+
+def addresses_in(raw: bytes, limit: int = 200) -> list[str]:
+    """The distinct canonical addresses named in a raw message, at most ``limit``."""
+    found: dict[str, None] = {}
+    text = raw.decode("utf-8", "replace")
+    for match in ADDRESS_IN_TEXT.finditer(text):
+        address = canonical_or_none(match.group(0))
+        if address is not None:
+            found.setdefault(address)
+            if len(found) >= limit:
+                break
+    return list(found)
+
+
 class AddressHasher:
     """HMAC-SHA256 of the canonical address under the installation's hash key.
 

@@ -64,14 +64,19 @@ class TopicExists(AdieuError):
         self.key = key
 
 
-class TopicInUse(AdieuError):
-    code = "topic_in_use"
+class TopicRetired(AdieuError):
+    """A retired topic named for a new link or send (links minted before it
+    was retired still unsubscribe)."""
+
+    code = "topic_retired"
     http_status = 409
+    # As for an unknown topic: the message's X-Adieu-Topic is the problem.
+    smtp_reply = (554, "5.6.0")
 
     def __init__(self, key: str) -> None:
         super().__init__(
-            f"The topic {key!r} is in people's consent records, so it stays. "
-            "Rename it instead if it has changed."
+            f"The topic {key!r} is retired: it takes no new links or sends "
+            "(links already sent still work). Add it again to use it."
         )
         self.key = key
 
@@ -129,6 +134,17 @@ class Unavailable(AdieuError):
         super().__init__(message)
 
 
+class Erased(AdieuError):
+    """The address was erased: erasure is final, so nothing lifts its suppression."""
+
+    code = "erased"
+    exit_code = 1
+    http_status = 409
+
+    def __init__(self, message: str = "This address was erased, and erasure is final.") -> None:
+        super().__init__(message)
+
+
 class WorkerFailed(AdieuError):
     """One of a door's worker processes ended with an error, so all were stopped."""
 
@@ -140,7 +156,29 @@ class WorkerFailed(AdieuError):
 
 def storage_trouble(exc: BaseException) -> bool:
     """Whether ``exc`` is the database failing (locked, gone, read-only, full),
-    as opposed to a bug: such requests get "try again later", never a 500."""
-    from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError
+    as opposed to a bug: such requests get "try again later", never a 500.
+    The drivers' own errors count too: the hot read path talks to the driver
+    directly (``ledger.database.ReadPool``)."""
+    import sqlite3
+    import sys
 
-    return isinstance(exc, (OperationalError, InterfaceError, TimeoutError, Unavailable))
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
+
+    kinds: tuple[type[BaseException], ...] = (
+        OperationalError,
+        InterfaceError,
+        TimeoutError,
+        Unavailable,
+        sqlite3.OperationalError,
+        sqlite3.InterfaceError,
+    )
+    psycopg = sys.modules.get("psycopg")  # loaded only when PostgreSQL is in use
+    if psycopg is not None:
+        kinds += (psycopg.OperationalError, psycopg.InterfaceError)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True  # the connection was lost, whatever the driver called it
+    # PostgreSQL read-only (a standby, default_transaction_read_only): the
+    # driver files it under InternalError, but it is the store refusing writes.
+    if getattr(getattr(exc, "orig", exc), "sqlstate", None) == "25006":
+        return True
+    return isinstance(exc, kinds)

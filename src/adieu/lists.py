@@ -12,22 +12,25 @@ import gc
 import io
 import itertools
 import json
+import json.scanner
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import IO, Any, Literal, cast
 
 from adieu.addresses import canonical_or_none
-from adieu.errors import InvalidInput
+from adieu.errors import AdieuError, InvalidInput
 from adieu.ledger import ImportResult, Ledger, Reason, SuppressionRecord
 from adieu.policy import Category, FilterReport, Policy
 from adieu.policy.screen import Screen
+from adieu.scopes import TOPIC_KEY
 from adieu.times import iso_or_none
 from adieu.tokens import ALL
 
@@ -419,43 +422,103 @@ class _Lines(io.TextIOBase):
 
 
 # -- import -------------------------------------------------------------------
+#
+# A suppression file is read row by row, and whatever is wrong with a row (an
+# address that does not parse, a reason or topic that does not exist, a date
+# that is not one or is out of range, a JSON value of the wrong type, a line
+# nested too deeply or too long) refuses that row alone, with its line number
+# and what is wrong: the other rows are imported. Only a file that cannot be
+# read at all (a CSV without an e-mail column, an SES document that is not
+# JSON) gives nothing but one refusal, at the line where it went wrong.
 
 _MAILCHIMP_REASON = {"clean_time": Reason.HARD_BOUNCE, "unsub_time": Reason.UNSUBSCRIBE}
 _SES_REASON = {"BOUNCE": Reason.HARD_BOUNCE, "COMPLAINT": Reason.COMPLAINT}
+_REASON_ALIASES = {
+    "unsubscribed": Reason.UNSUBSCRIBE,
+    "bounce": Reason.HARD_BOUNCE,
+    "bounced": Reason.HARD_BOUNCE,
+    "spam": Reason.COMPLAINT,
+    "spamreport": Reason.COMPLAINT,
+    "spam_report": Reason.COMPLAINT,
+    "abuse": Reason.COMPLAINT,
+}
+#: Bounds on a JSON line (an exported row is a flat object of about 200 bytes).
+MAX_JSON_LINE = 64 * 1024
+MAX_JSON_DEPTH = 16
+#: The earliest date a suppression may carry; the latest is a day from now.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text or not text.strip():
+class _Refused(Exception):
+    """What is wrong with one row (the message is shown with its line number)."""
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A value from the file, safe to print: no control characters or
+    undecodable bytes, at most ``limit`` characters."""
+    text = value if isinstance(value, str) else json.dumps(value)[:limit]
+    clean = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return clean + ("…" if len(text) > limit else "")
+
+
+def _parse_time(value: object, name: str = "since", *, numbers: bool = False) -> datetime | None:
+    """A row's date: ISO 8601 text (no offset: UTC) or Unix seconds in digits
+    (or, with ``numbers``, a JSON number); None when empty. ``_Refused`` when
+    it is not a date, cannot be put in UTC, or lies before 1970 or more than a
+    day ahead."""
+    if value is None:
         return None
-    text = text.strip()
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text), UTC)
+    allowed = str | int | float if numbers else str
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise _Refused(f"{name} must be a date (ISO 8601 text), not {type(value).__name__}")
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float):
+            moment = datetime.fromtimestamp(value, UTC)
+        else:
+            text = value.strip()
+            if not text:
+                return None
+            if text.isascii() and text.isdigit():
+                moment = datetime.fromtimestamp(int(text), UTC)
+            else:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise _Refused(f"{name} is not a date in range: {_shown(value)}") from None
+    if not EARLIEST <= moment <= datetime.now(UTC) + timedelta(days=1):
+        raise _Refused(f"{name} is before 1970 or in the future: {_shown(value)}")
+    return moment
 
 
-def _generic_reason(text: str | None) -> Reason:
-    if not text:
+def _generic_reason(value: object) -> Reason:
+    if value is None or value == "":
         return Reason.IMPORT
-    value = text.strip().lower().replace("-", "_").replace(" ", "_")
-    aliases = {
-        "unsubscribed": Reason.UNSUBSCRIBE,
-        "bounce": Reason.HARD_BOUNCE,
-        "bounced": Reason.HARD_BOUNCE,
-        "spam": Reason.COMPLAINT,
-        "spamreport": Reason.COMPLAINT,
-        "spam_report": Reason.COMPLAINT,
-        "abuse": Reason.COMPLAINT,
-    }
-    if value in aliases:
-        return aliases[value]
+    if not isinstance(value, str):
+        raise _Refused(f"reason must be text, not {type(value).__name__}")
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    if not key:
+        return Reason.IMPORT
+    if key in _REASON_ALIASES:
+        return _REASON_ALIASES[key]
     try:
-        return Reason(value)
+        return Reason(key)
     except ValueError:
-        return Reason.IMPORT
+        raise _Refused(
+            f"unknown reason {_shown(value)!r} (use {', '.join(r.value for r in Reason)},"
+            " or give the reason for every row)"
+        ) from None
+
+
+def _text(item: Mapping[str, Any], *names: str) -> str | None:
+    """The first of ``names`` that is set in a JSON object, as text."""
+    for name in names:
+        value = item.get(name)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise _Refused(f"{name} must be text, not {type(value).__name__}")
+        return value
+    return None
 
 
 def read_suppressions(
@@ -478,124 +541,273 @@ def read_suppressions(
     - ses: ``aws sesv2 list-suppressed-destinations`` JSON, or CSV with
       ``EmailAddress`` and ``Reason`` (BOUNCE, COMPLAINT).
 
-    Yields (line number, record) or (line number, what is wrong).
+    Yields (line number, record) or (line number, what is wrong); never
+    raises for what the file holds.
     """
     head = fh.read(1)
     if head in ("{", "[") and fmt in ("generic", "ses"):
-        text = head + fh.read()
-        if progress is not None:
-            progress(len(text.encode("utf-8", "surrogateescape")))
-        yield from _read_json(text, fmt, scope, reason)
+        rest = cast(IO[str], _Prefixed(head, fh))
+        if fmt == "ses":
+            text = head + fh.read()
+            if progress is not None:
+                progress(len(text.encode("utf-8", "surrogateescape")))
+            yield from _read_ses_json(text, scope, reason)
+        else:
+            yield from _read_json_lines(rest, scope, reason, progress)
         return
     rest = cast(IO[str], _Prefixed(head, fh))
-    source = read_source(rest, None, progress)
+    try:
+        source = read_source(rest, None, progress)
+    except (InvalidInput, csv.Error) as exc:
+        yield 1, _shown(str(exc), 300)
+        return
     for number, raw, rec in source.rows:
-        address = source.address_of(rec, raw).strip()
-        if not address and not (rec or {}).get("address_hash"):
-            if raw.strip():
-                yield number, "no address on this line"
+        try:
+            item = _csv_row(source, raw, rec, fmt, scope, reason)
+        except _Refused as exc:
+            yield number, str(exc)
             continue
-        record = rec or {}
-        row_reason = reason
-        since: datetime | None = None
-        row_scope = (record.get("scope") or record.get("topic") or scope).strip() or scope
-        if fmt == "mailchimp":
-            for col, why in _MAILCHIMP_REASON.items():
-                if record.get(col):
-                    row_reason = row_reason or why
-                    since = _parse_time(record[col])
-            row_reason = row_reason or Reason.UNSUBSCRIBE
-        elif fmt == "sendgrid":
-            if "status" in record:
-                row_reason = row_reason or Reason.HARD_BOUNCE
-            elif "ip" in record:
-                row_reason = row_reason or Reason.COMPLAINT
-            row_reason = row_reason or Reason.UNSUBSCRIBE
-            since = _parse_time(record.get("created") or record.get("created_at"))
-        elif fmt == "ses":
-            row_reason = row_reason or _SES_REASON.get((record.get("reason") or "").strip().upper())
-            if row_reason is None:
-                yield number, "the Reason column must be BOUNCE or COMPLAINT"
-                continue
-            since = _parse_time(record.get("lastupdatetime"))
-        else:
-            row_reason = row_reason or _generic_reason(record.get("reason"))
-            since = _parse_time(
-                record.get("since") or record.get("created") or record.get("created_at")
-            )
-        yield number, _record(address, record.get("address_hash"), row_scope, row_reason, since)
+        except Exception as exc:  # whatever else: this row only
+            yield number, f"cannot be read ({type(exc).__name__})"
+            continue
+        if item is not None:
+            yield number, item
+
+
+def _csv_row(
+    source: Source,
+    raw: str,
+    rec: dict[str, str] | None,
+    fmt: ImportFormat,
+    scope: str,
+    reason: Reason | None,
+) -> SuppressionRecord | None:
+    record = rec or {}
+    address = source.address_of(rec, raw).strip()
+    if not address and not record.get("address_hash"):
+        if raw.strip():
+            raise _Refused("no address on this line")
+        return None
+    row_reason = reason
+    since: datetime | None = None
+    row_scope = (record.get("scope") or record.get("topic") or scope).strip() or scope
+    if fmt == "mailchimp":
+        for col, why in _MAILCHIMP_REASON.items():
+            if record.get(col):
+                row_reason = row_reason or why
+                since = _parse_time(record[col], col.upper())
+        row_reason = row_reason or Reason.UNSUBSCRIBE
+    elif fmt == "sendgrid":
+        if "status" in record:
+            row_reason = row_reason or Reason.HARD_BOUNCE
+        elif "ip" in record:
+            row_reason = row_reason or Reason.COMPLAINT
+        row_reason = row_reason or Reason.UNSUBSCRIBE
+        since = _parse_time(record.get("created") or record.get("created_at"), "created")
+    elif fmt == "ses":
+        row_reason = row_reason or _SES_REASON.get((record.get("reason") or "").strip().upper())
+        if row_reason is None:
+            raise _Refused("the Reason column must be BOUNCE or COMPLAINT")
+        since = _parse_time(record.get("lastupdatetime"), "LastUpdateTime")
+    else:
+        row_reason = row_reason or _generic_reason(record.get("reason"))
+        since = _parse_time(
+            record.get("since") or record.get("created") or record.get("created_at")
+        )
+    return _record(address, record.get("address_hash"), row_scope, row_reason, since)
 
 
 def _record(
     address: str, address_hash: str | None, scope: str, reason: Reason, since: datetime | None
-) -> SuppressionRecord | str:
+) -> SuppressionRecord:
+    scope = scope.strip() or ALL
+    if scope != ALL and not TOPIC_KEY.fullmatch(scope):
+        raise _Refused(f"not a topic: {_shown(scope)}")
     if address:
         canon = canonical_or_none(address)
-        if canon is None:
-            return f"not a valid address: {address[:80]}"
+        if canon is None or not _encodable(canon):
+            raise _Refused(f"not a valid address: {_shown(address)}")
         return SuppressionRecord(address=canon, scope=scope, reason=reason, since=since)
+    text = (address_hash or "").strip()
     try:
-        digest = bytes.fromhex(address_hash or "")
+        digest = bytes.fromhex(text) if text.isascii() else b""
     except ValueError:
         digest = b""
     if len(digest) != 32:
-        return "address_hash must be 64 hexadecimal characters"
+        raise _Refused("address_hash must be 64 hexadecimal characters")
     return SuppressionRecord(
         address=None, address_hash=digest, scope=scope, reason=reason, since=since
     )
 
 
-def _read_json(
-    text: str, fmt: ImportFormat, scope: str, reason: Reason | None
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8
+        return False
+    return True
+
+
+def _read_json_lines(
+    fh: IO[str], scope: str, reason: Reason | None, progress: Progress | None
 ) -> Iterator[tuple[int, SuppressionRecord | str]]:
-    if fmt == "ses":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                f"The file is not valid JSON: {exc.msg} (line {exc.lineno})."
-            ) from None
-        items = data.get("SuppressedDestinationSummaries", []) if isinstance(data, dict) else data
-        for number, item in enumerate(items if isinstance(items, list) else [], start=1):
-            if not isinstance(item, dict):
-                yield number, "not an object"
-                continue
-            why = reason or _SES_REASON.get(str(item.get("Reason", "")).upper())
-            if why is None:
-                yield number, "Reason must be BOUNCE or COMPLAINT"
-                continue
-            yield (
-                number,
-                _record(
-                    str(item.get("EmailAddress", "")),
-                    None,
-                    scope,
-                    why,
-                    _parse_time(str(item.get("LastUpdateTime", ""))),
-                ),
-            )
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
+    """Adieu's own JSON-lines export (or anything shaped like it), one line
+    at a time, each bounded in length and in nesting."""
+    number = 0
+    while True:
+        line = fh.readline(MAX_JSON_LINE + 1)
+        if not line:
+            return
+        number += 1
+        size = len(line)
+        too_long = len(line) > MAX_JSON_LINE and not line.endswith("\n")
+        while len(line) > MAX_JSON_LINE and not line.endswith("\n"):  # skip the rest of it
+            line = fh.readline(MAX_JSON_LINE + 1)
+            size += len(line)
+            if not line:
+                break
+        if progress is not None:
+            progress(size)
+        if too_long:
+            yield number, f"longer than {MAX_JSON_LINE // 1024} KiB"
+            continue
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            yield number, "not a JSON object"
-            continue
-        if not isinstance(item, dict):
-            yield number, "not a JSON object"
-            continue
-        yield (
-            number,
-            _record(
-                str(item.get("address") or item.get("email") or ""),
-                item.get("address_hash"),
-                str(item.get("scope") or scope),
+            item = _json_value(line)
+            if not isinstance(item, dict):
+                raise _Refused("not a JSON object")
+            record = _record(
+                _text(item, "address", "email") or "",
+                _text(item, "address_hash"),
+                _text(item, "scope") or scope,
                 reason or _generic_reason(item.get("reason")),
                 _parse_time(item.get("since")),
-            ),
-        )
+            )
+        except _Refused as exc:
+            yield number, str(exc)
+            continue
+        except Exception as exc:  # whatever else: this line only
+            yield number, f"cannot be read ({type(exc).__name__})"
+            continue
+        yield number, record
+
+
+def _json_value(text: str) -> Any:
+    """One JSON value, nested at most MAX_JSON_DEPTH deep. Few lines hold many
+    brackets, and those few are read by the bounded decoder."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise _Refused(f"not valid JSON: {_json_error(exc)}") from None
+    return _BoundedDecoder(text).value()
+
+
+def _json_error(exc: ValueError) -> str:
+    return exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+
+
+class _Located(dict[str, Any]):
+    """A JSON object that remembers the line it starts on."""
+
+    line = 0
+
+
+class _BoundedDecoder(json.JSONDecoder):
+    """Python's own JSON parser with two additions: nesting deeper than
+    MAX_JSON_DEPTH is refused (no RecursionError, however deep the input),
+    and each object records the line it starts on."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.depth = 0
+        self._counted, self._line = 0, 1
+        plain_object: Any = getattr(self, "parse_object")  # noqa: B009 (untyped in typeshed)
+        plain_array: Any = getattr(self, "parse_array")  # noqa: B009
+
+        def parse_object(state: tuple[str, int], *args: Any) -> tuple[Any, int]:
+            start = self._line_at(state[1])
+            value, end = self._nested(plain_object, state, *args)
+            if not isinstance(value, dict):
+                return value, end
+            located = _Located(value)
+            located.line = start
+            return located, end
+
+        def parse_array(state: tuple[str, int], *args: Any) -> tuple[Any, int]:
+            return self._nested(plain_array, state, *args)
+
+        # The pure-Python scanner calls these two back (the C one does not).
+        self.parse_object = parse_object
+        self.parse_array = parse_array
+        self.scan_once = getattr(json.scanner, "py_make_scanner")(self)  # noqa: B009
+
+    def _nested(self, parse: Any, state: tuple[str, int], *args: Any) -> tuple[Any, int]:
+        self.depth += 1
+        try:
+            if self.depth > MAX_JSON_DEPTH:
+                raise _Refused(f"nested more than {MAX_JSON_DEPTH} deep")
+            result: tuple[Any, int] = parse(state, *args)
+            return result
+        finally:
+            self.depth -= 1
+
+    def _line_at(self, position: int) -> int:
+        if position > self._counted:
+            self._line += self.text.count("\n", self._counted, position)
+            self._counted = position
+        return self._line
+
+    def value(self) -> Any:
+        try:
+            return self.decode(self.text)
+        except json.JSONDecodeError as exc:
+            raise _Refused(f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        except (ValueError, RecursionError) as exc:
+            raise _Refused(f"not valid JSON: {exc}") from None
+
+
+def _read_ses_json(
+    text: str, scope: str, reason: Reason | None
+) -> Iterator[tuple[int, SuppressionRecord | str]]:
+    """``aws sesv2 list-suppressed-destinations`` output (or a bare list of
+    its items); each item's line is the line its object starts on."""
+    try:
+        data = _BoundedDecoder(text).value()
+    except _Refused as exc:
+        match = re.search(r"\(line (\d+)\)", str(exc))
+        yield (int(match.group(1)) if match else 1), str(exc)
+        return
+    items = data.get("SuppressedDestinationSummaries") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        yield 1, "not a list of suppressed destinations (SuppressedDestinationSummaries)"
+        return
+    number = 1
+    for index, item in enumerate(items, start=1):
+        if isinstance(item, _Located):
+            number = item.line
+        try:
+            if not isinstance(item, dict):
+                raise _Refused(f"item {index} of the list is not an object")
+            why = reason or _SES_REASON.get((_text(item, "Reason") or "").strip().upper())
+            if why is None:
+                raise _Refused("Reason must be BOUNCE or COMPLAINT")
+            record = _record(
+                _text(item, "EmailAddress") or "",
+                None,
+                scope,
+                why,
+                _parse_time(item.get("LastUpdateTime"), "LastUpdateTime", numbers=True),
+            )
+        except _Refused as exc:
+            yield number, str(exc)
+            continue
+        except Exception as exc:  # whatever else: this item only
+            yield number, f"cannot be read ({type(exc).__name__})"
+            continue
+        yield number, record
 
 
 class _Prefixed(io.TextIOBase):
@@ -606,10 +818,13 @@ class _Prefixed(io.TextIOBase):
         self._rest = rest
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
-        line = self._rest.readline()
-        if self._head:
-            line, self._head = self._head + line, ""
-        return line
+        limit = -1 if size is None or size < 0 else size
+        if not self._head:
+            return self._rest.readline(limit)
+        head, self._head = self._head, ""
+        if head == "\n" or limit == 1:
+            return head
+        return head + self._rest.readline(limit - 1 if limit > 0 else -1)
 
 
 def import_file(
@@ -621,26 +836,44 @@ def import_file(
     reason: Reason | None = None,
     progress: Progress | None = None,
     max_invalid_listed: int = 100,
+    details: Mapping[str, Any] | None = None,
 ) -> tuple[ImportResult, int]:
-    """Import a suppression file; returns the result and the count of bad rows."""
+    """Import a suppression file; returns the result and the count of refused
+    rows (the first ``max_invalid_listed`` of them, with their line numbers,
+    in ``result.invalid``). ``details`` (who imported it) go into every event
+    the import records. A row that names a topic the ledger does not know is
+    refused like any other bad row."""
     scope = ledger.check_scope(scope)
     bad = 0
     invalid: list[tuple[int, str]] = []
+    scopes: dict[str, str | None] = {}  # a row's scope → what is wrong with it
+
+    def refuse(number: int, why: str) -> None:
+        nonlocal bad
+        bad += 1
+        if len(invalid) < max_invalid_listed:
+            invalid.append((number, why))
 
     def good() -> Iterator[SuppressionRecord]:
-        nonlocal bad
         for number, item in read_suppressions(
             fh, fmt, scope=scope, reason=reason, progress=progress
         ):
             if isinstance(item, str):
-                bad += 1
-                if len(invalid) < max_invalid_listed:
-                    invalid.append((number, item))
+                refuse(number, item)
                 continue
-            ledger.check_scope(item.scope)
+            if item.scope not in scopes:
+                try:
+                    ledger.check_scope(item.scope)
+                    scopes[item.scope] = None
+                except AdieuError as exc:
+                    scopes[item.scope] = str(exc)
+            problem = scopes[item.scope]
+            if problem is not None:
+                refuse(number, problem)
+                continue
             yield item
 
-    result = ledger.import_suppressions(good(), source=fmt)
+    result = ledger.import_suppressions(good(), source=fmt, details=details)
     result.invalid = invalid
     return result, bad
 

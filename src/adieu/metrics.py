@@ -90,8 +90,14 @@ class LedgerCollector(Collector):
         )
         complaints = CounterMetricFamily("adieu_complaints", "Spam complaints (ARF).")
         bounces = CounterMetricFamily("adieu_bounces", "Bounces by kind.", labels=["kind"])
+        unverified = CounterMetricFamily(
+            "adieu_inbound_unverified",
+            "Returned reports not trusted (ADIEU_INBOUND_TRUST), so nothing changed, by channel.",
+            labels=["channel"],
+        )
         total_complaints = 0
         bounce_kinds = {"hard": 0, "soft": 0}
+        untrusted = {"complaint": 0, "bounce": 0}
         for (kind, channel), n in sorted(counts.items()):
             events.add_metric([kind, channel], n)
             if kind == "unsubscribe":
@@ -100,10 +106,14 @@ class LedgerCollector(Collector):
                 total_complaints += n
             elif kind in ("hard_bounce", "soft_bounce"):
                 bounce_kinds[kind.split("_")[0]] += n
+            elif kind == "unverified":
+                untrusted[channel] = untrusted.get(channel, 0) + n
         complaints.add_metric([], total_complaints)
         for kind, n in bounce_kinds.items():
             bounces.add_metric([kind], n)
-        yield from (events, unsubscribes, complaints, bounces)
+        for channel, n in untrusted.items():
+            unverified.add_metric([channel], n)
+        yield from (events, unsubscribes, complaints, bounces, unverified)
         backlog = self.outbox.backlog()
         yield GaugeMetricFamily(
             "adieu_webhook_outbox_pending", "Webhook deliveries waiting.", value=backlog.pending

@@ -67,6 +67,7 @@ class Line:
     complaints: int
     hard_bounces: int
     soft_bounces: int
+    unverified: int = 0  # returned reports not trusted (ADIEU_INBOUND_TRUST): no rate
 
     @property
     def unsubscribe_total(self) -> int:
@@ -108,22 +109,24 @@ class Line:
             "hard_bounce_rate": self.hard_bounce_rate,
             "soft_bounces": self.soft_bounces,
             "soft_bounce_rate": self.soft_bounce_rate,
+            "unverified": self.unverified,
         }
 
 
 def _line(
     day: date | None, campaign: str | None, topic: str | None, rows: Iterable[DayRow]
 ) -> Line:
-    sends = complaints = hard = soft = 0
+    sends = complaints = hard = soft = unverified = 0
     channels: dict[str, int] = {}
     for r in rows:
         sends += r.sends
         complaints += r.complaints
         hard += r.hard_bounces
         soft += r.soft_bounces
+        unverified += r.unverified
         for channel, n in r.unsubscribes.items():
             channels[channel] = channels.get(channel, 0) + n
-    return Line(day, campaign, topic, sends, _ordered(channels), complaints, hard, soft)
+    return Line(day, campaign, topic, sends, _ordered(channels), complaints, hard, soft, unverified)
 
 
 def _ordered(channels: dict[str, int]) -> dict[str, int]:
@@ -236,7 +239,12 @@ def build(stats: Stats, since: datetime, now: datetime) -> Report:
     lines = [
         _line(r.day, r.campaign, r.topic, [r])
         for r in rows
-        if r.sends or r.unsubscribes or r.complaints or r.hard_bounces or r.soft_bounces
+        if r.sends
+        or r.unsubscribes
+        or r.complaints
+        or r.hard_bounces
+        or r.soft_bounces
+        or r.unverified
     ]
     by_day: dict[date, list[DayRow]] = {}
     for r in rows:

@@ -23,11 +23,15 @@ if TYPE_CHECKING:
     from adieu.ledger import Ledger
     from adieu.ledger.apikeys import ApiKeys
     from adieu.ledger.outbox import Outbox
+    from adieu.ledger.relaylog import RelayLog
     from adieu.ledger.stats import Stats
     from adieu.policy import Policy
     from adieu.tokens import TokenCodec
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
+#: The local part of a return path before its compact token (``Adieu.return_path``);
+#: with the token, 56 octets (RFC 5321 allows 64).
+RETURN_PATH_PREFIX = "bounces+"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,9 @@ class Link:
     url: str
     preferences_url: str
     headers: dict[str, str]
+    #: The compact token (``adieu.tokens``) of the mailto and CFBL-Feedback-ID,
+    #: when ``ADIEU_MAILTO_DOMAIN`` or ``ADIEU_COMPLAINT_ADDRESS`` is set.
+    compact: str | None = None
 
 
 class Adieu:
@@ -98,6 +105,12 @@ class Adieu:
         return Outbox(self.engine, self.ledger.now)
 
     @cached_property
+    def relay_log(self) -> RelayLog:
+        from adieu.ledger.relaylog import RelayLog
+
+        return RelayLog(self.engine, self.hasher, self.ledger.now)
+
+    @cached_property
     def stats(self) -> Stats:
         from adieu.ledger.stats import Stats
 
@@ -111,21 +124,27 @@ class Adieu:
         locale: str | None = None,
     ) -> Link:
         """Mint a link for one recipient. Writes nothing to the ledger, and
-        reads it only to check that a named topic exists."""
+        reads it only to check that a named topic exists and is not retired."""
         from adieu.tokens import check_campaign, check_locale
 
-        scope = ALL if topic in (None, ALL) else self.ledger.check_scope(topic)
-        token = self.codec.mint(
-            canonical(address), scope or ALL, check_campaign(campaign), check_locale(locale)
-        )
-        return self.link_for_token(token)
+        scope = self.ledger.send_scope(topic) or ALL
+        address = canonical(address)
+        campaign = check_campaign(campaign)
+        token = self.codec.mint(address, scope, campaign, check_locale(locale))
+        compact = None
+        if self.settings.mailto_domain or self.settings.complaint_address:
+            compact = self.codec.mint_compact(self.hasher.hash(address), scope, campaign)
+        return self.link_for_token(token, compact)
 
-    def link_for_token(self, token: str) -> Link:
+    def link_for_token(self, token: str, compact: str | None = None) -> Link:
+        """The link and header values for ``token``; the mailto carries
+        ``compact`` (the full token when none is given)."""
         base = self.settings.base
         url = f"{base}/u/{token}"
         targets = [f"<{url}>"]
         if self.settings.mailto_domain:
-            targets.append(f"<mailto:unsubscribe+{token}@{self.settings.mailto_domain}>")
+            local = f"unsubscribe+{compact or token}"
+            targets.append(f"<mailto:{local}@{self.settings.mailto_domain}>")
         return Link(
             token=token,
             url=url,
@@ -134,10 +153,34 @@ class Adieu:
                 "List-Unsubscribe": ", ".join(targets),
                 "List-Unsubscribe-Post": ONE_CLICK,
             },
+            compact=compact,
         )
+
+    def return_path(
+        self, address: str, topic: str | None = None, campaign: str | None = None
+    ) -> str | None:
+        """The envelope sender for one recipient's copy: ``bounces+TOKEN@`` the
+        ``ADIEU_BOUNCE_DOMAIN``, with a compact token (``adieu.tokens``) naming
+        the recipient, topic and campaign, so a bounce to it names its
+        recipient exactly and cannot be forged (VERP). ``None`` when the
+        setting is unset (keep the sender's own). Writes nothing; reads the
+        ledger only for a named topic (cached)."""
+        domain = self.settings.bounce_domain
+        if not domain:
+            return None
+        from adieu.tokens import RETURN_PATH, check_campaign
+
+        scope = self.ledger.check_scope(topic)
+        digest = self.hasher.hash(canonical(address))
+        token = self.codec.mint_compact(
+            digest, scope, check_campaign(campaign), purpose=RETURN_PATH
+        )
+        return f"{RETURN_PATH_PREFIX}{token}@{domain}"
 
     def close(self) -> None:
         if "ledger" in self.__dict__:
             self.ledger.close()
+        if "relay_log" in self.__dict__:
+            self.relay_log.close()
         if "engine" in self.__dict__:
             self.engine.dispose()

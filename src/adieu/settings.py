@@ -25,6 +25,7 @@ from adieu.errors import InvalidSettings
 from adieu.secret import Secret
 
 AddressDisplay = Literal["mask", "full", "hash"]
+InboundTrust = Literal["token", "sent", "any"]
 PREFIX = "ADIEU_"
 
 
@@ -63,6 +64,33 @@ def known_zone(value: str) -> None:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError("is not a known time zone (e.g. Europe/Stockholm)") from None
+
+
+def networks(value: str) -> None:
+    """Comma-separated IP networks (or single addresses)."""
+    import ipaddress
+
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(f"names {part!r}, not an IP network (e.g. 10.0.0.0/8)") from None
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"(?=.{{1,200}}$){_LABEL}(?:\.{_LABEL})+")
+
+
+def a_domain(value: str) -> None:
+    if not _DOMAIN.fullmatch(value):
+        raise ValueError("is not a domain name (e.g. bounces.example.com)")
+
+
+def an_address(value: str) -> None:
+    from adieu.addresses import canonical_or_none
+
+    if canonical_or_none(value) is None or value.strip() != value:
+        raise ValueError("is not an email address (e.g. fbl@example.com)")
 
 
 class Settings:
@@ -139,6 +167,13 @@ class Settings:
     relay_password: Secret | None = setting(
         default=None, description="Password for relay AUTH (offered only over STARTTLS)."
     )
+    relay_max_recipients: int = setting(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Recipients the relay takes in one transaction; beyond them it answers "
+        "452 4.5.3 and the client sends the rest in another (RFC 5321 §4.5.3.1.8).",
+    )
     upstream_user: str | None = setting(
         default=None, description="User name the relay gives its upstream (SMTP AUTH)."
     )
@@ -155,12 +190,40 @@ class Settings:
     )
     mailto_domain: str | None = setting(
         default=None,
-        description="When set, List-Unsubscribe also offers mailto:unsubscribe+TOKEN@DOMAIN.",
+        description="When set, List-Unsubscribe also offers mailto:unsubscribe+TOKEN@DOMAIN "
+        "(a compact token: the local part stays within 64 octets and survives case folding).",
+    )
+    bounce_domain: str | None = setting(
+        default=None,
+        check=a_domain,
+        description="When set, the relay sends each copy with its own return path, "
+        "bounces+TOKEN@DOMAIN (a compact token naming the recipient): route DOMAIN's mail "
+        "to adieu inbound.",
+    )
+    complaint_address: str | None = setting(
+        default=None,
+        check=an_address,
+        description="When set, stamped mail carries CFBL-Address: ADDRESS; report=arf and "
+        "CFBL-Feedback-ID (RFC 9477), if ADDRESS's domain is From's domain or below it; "
+        "route ADDRESS's mail to adieu inbound.",
     )
     soft_bounce_limit: int = setting(
         default=3, ge=1, description="Soft bounces within SOFT_BOUNCE_DAYS that count as hard."
     )
     soft_bounce_days: int = setting(default=30, ge=1, description="Window for soft bounces.")
+    inbound_trust: InboundTrust = setting(
+        default="sent",
+        description="Which returned reports may change the ledger: token (only those that "
+        "carry Adieu's own token), sent (a token, or an address mailed within "
+        "INBOUND_SENT_DAYS), any (every report: the route is trusted). The others are "
+        "recorded as unverified and kept for review.",
+    )
+    inbound_sent_days: int = setting(
+        default=30,
+        ge=1,
+        description="With INBOUND_TRUST=sent: a send to the address within this many days "
+        "makes a report about it trusted.",
+    )
     webhook_max_attempts: int = setting(
         default=12,
         ge=1,
@@ -186,9 +249,22 @@ class Settings:
         default=True,
         description="Run the webhook deliverer inside adieu serve (or run adieu webhooks run).",
     )
+    webhook_private_networks: bool = setting(
+        default=True,
+        description="Whether webhooks may reach private, loopback and link-local addresses "
+        "(a CRM on the local network). false: each receiver's host is resolved at delivery and "
+        "a delivery to any address that is not public fails.",
+    )
     metrics_public: bool = setting(
         default=True,
         description="Serve GET /metrics without an API key (false: a bearer API key is needed).",
+    )
+    trusted_proxies: str = setting(
+        default="",
+        description="Networks of the reverse proxies in front of adieu serve (comma-separated, "
+        "e.g. 10.0.0.0/8): only a request from one of them has its X-Forwarded-For and "
+        "X-Forwarded-Proto believed. Default: none.",
+        check=networks,
     )
 
     def __init__(self, **given: Any) -> None:
@@ -231,6 +307,14 @@ class Settings:
     @property
     def base(self) -> str:
         return self.base_url.rstrip("/")
+
+    @property
+    def proxies(self) -> list[str]:
+        """``trusted_proxies`` as a list of networks (empty: trust none)."""
+        import ipaddress
+
+        parts = (part.strip() for part in self.trusted_proxies.split(","))
+        return [str(ipaddress.ip_network(part, strict=False)) for part in parts if part]
 
 
 # -- reading and checking values ---------------------------------------------------------

@@ -59,10 +59,48 @@ def test_topics(run) -> None:  # type: ignore[no-untyped-def]
     assert run("topic", "add", "news", "--name", "News", "--description", "Monthly").exit_code == 0
     listed = json.loads(run("topic", "list", "--json").output)
     assert listed == [
-        {"key": "news", "name": "News", "description": "Monthly", "default_opt_in": True}
+        {
+            "key": "news",
+            "name": "News",
+            "description": "Monthly",
+            "default_opt_in": True,
+            "retired_at": None,
+        }
     ]
     again = run("topic", "add", "news", "--name", "News")
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_a_retired_topic_is_listed_as_retired_and_refused_for_new_links_and_sends(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path
+) -> None:
+    run("topic", "add", "news", "--name", "News")
+    app = Adieu(Settings())
+    try:
+        app.ledger.retire_topic("news")
+    finally:
+        app.close()
+    (listed,) = json.loads(run("topic", "list", "--json").output)
+    assert listed["key"] == "news" and listed["retired_at"]
+    assert listed["retired_at"][:10] in run("topic", "list").output
+    message = tmp_path / "message.eml"
+    message.write_bytes(b"From: news@example.com\r\nSubject: Hi\r\n\r\nHello.\r\n")
+    addresses = tmp_path / "list.txt"
+    addresses.write_text("jane@example.com\n")
+    for args in (
+        ("link", "jane@example.com", "--topic", "news"),
+        ("stamp", str(message), "--to", "jane@example.com", "--topic", "news"),
+        ("filter", str(addresses), "--topic", "news"),
+        ("relay", "--upstream", "127.0.0.1:25", "--topic", "news"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, args
+        assert "The topic 'news' is retired" in result.output
+        assert "Traceback" not in result.output
+    # Unsubscribing from it (a link's request, an operator's) is still recorded.
+    assert run("unsubscribe", "jane@example.com", "--topic", "news").exit_code == 0
+    assert run("topic", "add", "news", "--name", "News").exit_code == 0, "brought back"
+    assert run("link", "jane@example.com", "--topic", "news").exit_code == 0
 
 
 def test_link_prints_url_and_headers_and_opens_to_the_address(run) -> None:  # type: ignore[no-untyped-def]
@@ -101,10 +139,13 @@ def test_link_prints_url_and_headers_and_opens_to_the_address(run) -> None:  # t
 def test_link_with_mailto_domain(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ADIEU_MAILTO_DOMAIN", "unsub.example.net")
     data = json.loads(run("link", "jane@example.com", "--json").output)
-    token = data["url"].rsplit("/", 1)[1]
-    assert data["headers"]["List-Unsubscribe"] == (
-        f"<{data['url']}>, <mailto:unsubscribe+{token}@unsub.example.net>"
-    )
+    url, mailto = data["headers"]["List-Unsubscribe"].split(", ")
+    assert url == f"<{data['url']}>"
+    local = mailto.removeprefix("<mailto:").removesuffix("@unsub.example.net>")
+    assert local.startswith("unsubscribe+") and len(local) <= 64  # RFC 5321 §4.5.3.1.1
+    app = Adieu(Settings())
+    opened = app.codec.open_compact(local.removeprefix("unsubscribe+"))
+    assert opened.names(app.hasher.hash("jane@example.com"))
 
 
 def test_unsubscribe_status_resubscribe(run) -> None:  # type: ignore[no-untyped-def]
@@ -210,15 +251,15 @@ def test_import_formats_by_their_real_column_names(run, tmp_path: Path) -> None:
     )
     generic = tmp_path / "generic.txt"
     generic.write_text("one@example.com\nnot-an-address\ntwo@example.com\n")
-    for path, fmt in (
-        (mailchimp, "mailchimp"),
-        (unsub, "mailchimp"),
-        (sendgrid, "sendgrid"),
-        (ses, "ses"),
-        (generic, "generic"),
+    for path, fmt, code in (
+        (mailchimp, "mailchimp", 0),
+        (unsub, "mailchimp", 0),
+        (sendgrid, "sendgrid", 0),
+        (ses, "ses", 0),
+        (generic, "generic", 1),  # one row refused, the others imported
     ):
         result = run("import", str(path), "--format", fmt)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == code, result.output
     assert "line 2: not a valid address: not-an-address" in result.stderr
     reasons = {
         address: json.loads(run("status", address, "--json").output)["suppressions"][0]["reason"]
@@ -270,6 +311,41 @@ def test_erase(run) -> None:  # type: ignore[no-untyped-def]
     status = json.loads(run("status", "jane@example.com", "--json").output)
     assert status["erased"] is True and status["sendable"]["overall"] is False
     assert "Already erased" in run("erase", "jane@example.com").output
+
+
+def test_erase_is_final_and_says_so_for_an_address_never_seen(run) -> None:  # type: ignore[no-untyped-def]
+    said = run("erase", "never@example.com").output
+    assert "was not in the ledger" in said and "never mailed" in said
+    run("unsubscribe", "jane@example.com")
+    run("erase", "jane@example.com")
+    refused = run("resubscribe", "jane@example.com")
+    assert refused.exit_code == 1
+    assert "erased" in refused.output and "final" in refused.output
+    assert "Traceback" not in refused.output
+    lifted = run("resubscribe", "jane@example.com", "--lift", "complaint", "--note", "asked")
+    assert lifted.exit_code == 1
+    for address in ("jane@example.com", "never@example.com"):
+        status = json.loads(run("status", address, "--json").output)
+        assert status["erased"] is True and status["sendable"]["overall"] is False
+
+
+def test_resubscribe_lifts_a_hard_bounce_only_on_purpose(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path
+) -> None:
+    bounced = tmp_path / "bounced.csv"
+    bounced.write_text("email\nbob@example.com\n")
+    assert run("import", str(bounced), "--reason", "hard_bounce").exit_code == 0
+    kept = run("resubscribe", "bob@example.com")
+    assert "Nothing to undo" in kept.output and "--lift hard_bounce" in kept.output
+    assert json.loads(run("status", "bob@example.com", "--json").output)["reasons"]
+    no_note = run("resubscribe", "bob@example.com", "--lift", "hard_bounce")
+    assert no_note.exit_code == 2 and "--note" in no_note.output
+    done = run(
+        "resubscribe", "bob@example.com", "--lift", "hard_bounce", "--note", "mailbox is back"
+    )
+    assert done.exit_code == 0 and "Resubscribed" in done.output
+    status = json.loads(run("status", "bob@example.com", "--json").output)
+    assert status["sendable"]["overall"] is True
 
 
 def test_db_upgrade_and_keys_rotate(run) -> None:  # type: ignore[no-untyped-def]

@@ -106,7 +106,7 @@ def test_apikey_create_prints_the_key_once_and_list_never_shows_it(run: Run) -> 
     assert secret.startswith("adieu_") and len(secret) > 30
     assert created.stdout == secret + "\n", "stdout is the key and nothing else"
     assert created.output.count(secret) == 1
-    assert "Key 1 (read and write) created" in plain(created.stderr)
+    assert "Key 1 (scope admin) created" in plain(created.stderr), "admin unless told"
     listed = run("apikey", "list")
     assert listed.exit_code == 0
     assert secret not in listed.output
@@ -114,19 +114,54 @@ def test_apikey_create_prints_the_key_once_and_list_never_shows_it(run: Run) -> 
     row = row_for(listed.stdout, "1")
     assert row[1] == "sender"
     assert row[2] == secret[:12] + "…", "only the prefix, to tell keys apart"
-    assert row[3] == "read and write"
+    assert row[3] == "admin"
     assert row[6] == "-", "not revoked"
+    assert "Scope" in plain(listed.stdout).splitlines()[1], "the column is named"
 
 
-def test_apikey_read_only_shows_as_read_only(run: Run) -> None:
+def test_apikey_read_only_is_the_read_scope(run: Run) -> None:
     run("apikey", "create", "--name", "writer")
     created = run("apikey", "create", "--name", "reporting", "--read-only")
     assert created.exit_code == 0
-    assert "(read-only)" in plain(created.stderr)
+    assert "(scope read)" in plain(created.stderr)
+    same = run("apikey", "create", "--name", "both", "--read-only", "--scope", "read")
+    assert same.exit_code == 0, "both flags saying the same thing is no conflict"
     listed = run("apikey", "list").stdout
-    writer, reporting = row_for(listed, "1"), row_for(listed, "2")
-    assert (writer[1], writer[3]) == ("writer", "read and write")
-    assert (reporting[1], reporting[3]) == ("reporting", "read-only")
+    writer, reporting, both = row_for(listed, "1"), row_for(listed, "2"), row_for(listed, "3")
+    assert (writer[1], writer[3]) == ("writer", "admin")
+    assert (reporting[1], reporting[3]) == ("reporting", "read")
+    assert (both[1], both[3]) == ("both", "read")
+
+
+@pytest.mark.parametrize("scope", ["read", "send", "admin"])
+def test_apikey_create_with_a_scope_lists_it(run: Run, scope: str) -> None:
+    created = run("apikey", "create", "--name", "app", "--scope", scope)
+    assert created.exit_code == 0, created.output
+    assert f"Key 1 (scope {scope}) created" in plain(created.stderr)
+    listed = row_for(run("apikey", "list").stdout, "1")
+    assert listed[1:4] == ["app", created.stdout[:12] + "…", scope]
+
+
+@pytest.mark.parametrize("scope", ["send", "admin"])
+def test_apikey_read_only_with_another_scope_is_a_usage_error(run: Run, scope: str) -> None:
+    result = run("apikey", "create", "--name", "app", "--read-only", "--scope", scope)
+    assert result.exit_code == 2
+    assert "--read-only means --scope read" in plain(result.stderr)
+    assert f"not --scope {scope}" in plain(result.stderr)
+    assert result.stdout == "" and "Traceback" not in result.output
+    assert rows(run("apikey", "list").stdout) == [], "no key was made"
+
+
+def test_apikey_create_refuses_an_unknown_scope(run: Run) -> None:
+    result = run("apikey", "create", "--name", "app", "--scope", "write")
+    assert result.exit_code == 2 and "'write' is not one of" in plain(result.stderr)
+    assert rows(run("apikey", "list").stdout) == []
+
+
+def test_apikey_create_help_names_the_scopes_and_the_default(run: Run) -> None:
+    text = " ".join(plain(run("apikey", "create", "--help").stdout).split())
+    assert "--scope [read|send|admin]" in text
+    assert "Default: admin." in text and "The same as --scope read." in text
 
 
 def test_apikey_revoke_shows_the_key_as_revoked(run: Run) -> None:
@@ -191,11 +226,26 @@ def test_a_read_only_key_reads_but_cannot_write(run: Run) -> None:
         assert client.request("GET", "/api/v1/topics").status_code == 200
         r = client.request("POST", "/api/v1/topics", json={"key": "news", "name": "News"})
         assert r.status_code == 403
-        assert r.json()["error"]["code"] == "read_only"
+        assert r.json()["error"]["code"] == "insufficient_scope"
     finally:
         client.close()
         adieu.close()
     assert run("topic", "list").stdout.startswith("No topics yet")
+
+
+def test_a_send_key_from_the_cli_makes_links_but_changes_no_consent(run: Run) -> None:
+    secret = run("apikey", "create", "--name", "mailer", "--scope", "send").stdout.strip()
+    adieu = Adieu(Settings())
+    client = Client(adieu, headers={"Authorization": f"Bearer {secret}"})
+    try:
+        body = {"recipients": [{"address": "jane@example.com"}]}
+        assert client.request("POST", "/api/v1/links", json=body).status_code == 200
+        r = client.request("POST", f"/api/v1/contacts/{'0' * 64}/unsubscribe", json={})
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "insufficient_scope"
+    finally:
+        client.close()
+        adieu.close()
 
 
 # -- report -------------------------------------------------------------------
@@ -260,8 +310,8 @@ def test_report_table_on_an_empty_ledger(run: Run) -> None:
     result = run("report")
     assert result.exit_code == 0
     total = row_for(result.stdout, "Total")
-    assert total[1:] == ["0", "0", "0", "0", "-", "ok", "-", "-"], (
-        "sends, one-click, landing page, complaints, rate, status, hard, soft"
+    assert total[1:] == ["0", "0", "0", "0", "-", "ok", "-", "-", "0"], (
+        "sends, one-click, landing page, complaints, rate, status, hard, soft, unverified"
     )
 
 
@@ -292,6 +342,15 @@ def test_report_since_a_past_day_includes_today(run: Run) -> None:
     data = report_json(run, "--since", "2000-01-01")
     assert data["since"].startswith("2000-01-01T00:00:00")
     assert data["total"]["unsubscribes_by_channel"] == {"cli": 1}
+
+
+def test_report_lists_the_reason_given_with_a_cli_unsubscribe(run: Run) -> None:
+    run("unsubscribe", "a@example.com", "--reason", "Asked by phone")
+    run("topic", "add", "news", "--name", "News")
+    run("unsubscribe", "b@example.com", "--topic", "news", "--reason", "asked by phone ")
+    run("unsubscribe", "c@example.com")
+    assert report_json(run)["reasons"] == [{"choice": None, "text": "asked by phone", "count": 2}]
+    assert row_for(run("report").stdout, "asked by phone") == ["asked by phone", "2"]
 
 
 # -- webhooks -----------------------------------------------------------------

@@ -3,6 +3,11 @@
 The corpus below is written for these tests from the published formats
 (RFC 5965 ARF, RFC 3464 DSN, the providers' documented report layouts and
 the classic non-standard MTA bounces), each with the outcome it must have.
+
+These run with the default trust (``ADIEU_INBOUND_TRUST=sent``): a report
+without Adieu's token is about an address that was mailed, so each test
+records that send first (``mailed``). What happens without one is in
+test_trust.py.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ def app(make_settings: MakeSettings) -> Iterator[Adieu]:
     adieu = Adieu(make_settings(mailto_domain="unsub.example.net"))
     yield adieu
     adieu.close()
+
+
+def mailed(app: Adieu, *addresses: str) -> None:
+    """Record a send to each address (so a report about it is trusted)."""
+    app.ledger.record_sends(addresses, category="transactional")
 
 
 def events(app: Adieu) -> int:
@@ -119,6 +129,7 @@ def test_microsoft_jmrp_uses_original_rcpt_to(app: Adieu) -> None:
         "Original-Rcpt-To: bob@outlook.example\r\n",
         agent="Microsoft Junk Mail Reporting Program",
     )
+    mailed(app, "bob@outlook.example")
     assert Intake(app).process(data).applied == [("complaint", "b•••@outlook.example")]
     assert not app.policy.is_sendable("bob@outlook.example")
 
@@ -182,6 +193,7 @@ def test_fully_redacted_complaint_is_kept_for_review_not_guessed(app: Adieu) -> 
 def test_dsn_hard_soft_or_the_senders_fault(
     app: Adieu, status: str, diagnostic: str, kind: str, sendable: bool
 ) -> None:
+    mailed(app, "dave@example.org")
     result = Intake(app).process(dsn("dave@example.org", status, diagnostic))
     assert [k for k, _ in result.applied] == [kind]
     assert app.policy.is_sendable("dave@example.org", category="transactional") is sendable
@@ -198,6 +210,7 @@ def test_dsn_recipient_comes_from_our_token_first(app: Adieu) -> None:
 
 
 def test_soft_bounces_turn_hard_at_the_limit(app: Adieu) -> None:
+    mailed(app, "fay@example.org")
     for _ in range(3):
         Intake(app).process(
             dsn("fay@example.org", "4.2.2", "452 4.2.2 Mailbox full", action="delayed")
@@ -254,12 +267,13 @@ def test_mailto_unsubscribe(app: Adieu) -> None:
 def test_junk_never_crashes_and_changes_nothing_without_a_recipient(app: Adieu, raw: bytes) -> None:
     before = events(app)
     result = Intake(app).process(raw)
-    if not result.applied:
-        assert events(app) == before
+    if not result.applied:  # at most an unverified event per untrusted finding
+        assert events(app) == before + len(result.unverified)
 
 
 def test_pipe_transport_exit_codes(app: Adieu, tmp_path: Path) -> None:
     env = adieu_env(app.settings)
+    mailed(app, "kim@example.org")
     cmd = [sys.executable, "-m", "adieu", "inbound", "-"]
     done = subprocess.run(
         cmd,
@@ -287,6 +301,7 @@ def test_pipe_transport_exit_codes(app: Adieu, tmp_path: Path) -> None:
 
 
 def test_smtp_listener_end_to_end(app: Adieu) -> None:
+    mailed(app, "lee@example.org")
     controller = Controller(InboundHandler(Intake(app)), hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
@@ -310,13 +325,17 @@ def test_smtp_listener_end_to_end(app: Adieu) -> None:
 
 def test_bounce_kind_rules() -> None:
     assert bounce_kind("5.1.1", "") == "hard_bounce"
-    assert bounce_kind("5.7.1", "user unknown") == "rejection"  # policy codes win
+    assert bounce_kind("5.7.1", "") == "rejection"  # a policy code alone is the sender's side
+    assert bounce_kind("5.7.1", "blocked using zen.spamhaus.org") == "rejection"
+    assert bounce_kind("5.7.1", "Recipient address rejected: user unknown") == "hard_bounce"
+    assert bounce_kind("5.1.1", "Client host [192.0.2.1] blocked using a blocklist") == "rejection"
     assert bounce_kind("4.4.1", "") == "soft_bounce"
     assert bounce_kind("", "550 sorry, something odd") == "rejection"
 
 
 CORPUS = Path(__file__).parent / "corpus" / "inbound"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())
+CORPUS_ADDRESSES = sorted({e["address"] for e in EXPECTED.values() if "address" in e})
 _PLACEHOLDER = re.compile(r"\{\{(URL|TOKEN):([^}]+)\}\}")
 
 
@@ -353,12 +372,14 @@ def _check(app: Adieu, name: str, reviewed_before: int) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_corpus_through_the_library(app: Adieu, name: str) -> None:
+    mailed(app, *CORPUS_ADDRESSES)
     Intake(app).process(corpus_message(app, name))
     _check(app, name, 0)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_corpus_through_the_smtp_listener(app: Adieu, name: str) -> None:
+    mailed(app, *CORPUS_ADDRESSES)
     controller = Controller(InboundHandler(Intake(app)), hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
@@ -369,8 +390,43 @@ def test_corpus_through_the_smtp_listener(app: Adieu, name: str) -> None:
     _check(app, name, 0)
 
 
+@pytest.mark.parametrize("trust", ["token", "sent"])
+def test_corpus_without_a_send_applies_only_what_carries_a_token(
+    make_settings: MakeSettings, trust: str
+) -> None:
+    """No send recorded: what names its recipient only in the report changes
+    nothing, is an unverified event and is kept for review."""
+    app = Adieu(make_settings(mailto_domain="unsub.example.net", inbound_trust=trust))
+    try:
+        for name, expected in sorted(EXPECTED.items()):
+            if expected.get("proof") != "report":
+                continue
+            before = len(app.ledger.review_items())
+            result = Intake(app).process(corpus_message(app, name))
+            address = expected["address"]
+            assert result.applied == [], name
+            assert [k for k, _ in result.unverified] == [expected["kind"]], name
+            assert app.policy.is_sendable(address, category="transactional"), name
+            assert app.policy.is_sendable(address), name
+            (event,) = app.ledger.history(address)
+            assert (event.type.value, event.channel.value) == ("unverified", expected["channel"])
+            assert event.details["finding"] == expected["kind"], name  # type: ignore[index]
+            items = app.ledger.review_items()
+            assert len(items) == before + 1, name
+            assert items[0][3].startswith(f"unverified: {expected['kind']} for "), name
+            assert address not in items[0][3], "the note masks the address"
+        for name, expected in sorted(EXPECTED.items()):
+            if expected.get("proof") == "token":
+                before = len(app.ledger.review_items())
+                Intake(app).process(corpus_message(app, name))
+                _check(app, name, before)
+    finally:
+        app.close()
+
+
 def test_corpus_through_the_pipe_and_adieu_status(app: Adieu, tmp_path: Path) -> None:
     env = adieu_env(app.settings)
+    mailed(app, *CORPUS_ADDRESSES)
     for name in sorted(EXPECTED):
         done = subprocess.run(
             [sys.executable, "-m", "adieu", "inbound", "-"],
@@ -398,6 +454,7 @@ def test_the_inbound_listener_command_speaks_lmtp(app: Adieu, tmp_path: Path) ->
 
     port = free_port()
     env = adieu_env(app.settings)
+    mailed(app, "frank@gmail.example")
     proc = subprocess.Popen(
         [sys.executable, "-m", "adieu", "inbound", "--listen", f"127.0.0.1:{port}", "--lmtp"],
         env=env,
@@ -418,6 +475,7 @@ def test_the_inbound_listener_command_speaks_lmtp(app: Adieu, tmp_path: Path) ->
 
 def test_verp_return_path_names_the_recipient(app: Adieu) -> None:
     data = dsn("alias@forwarder.example", "5.1.1", "550 5.1.1 user unknown")
+    mailed(app, "lou@example.org")
     result = Intake(app).process(data, ["bounces+lou=example.org@example.com"])
     assert result.applied == [("hard_bounce", "l•••@example.org")]
     assert app.policy.is_sendable("alias@forwarder.example", category="transactional")

@@ -9,21 +9,21 @@ import pytest
 
 from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import Channel, UnsubscribeRequest
-from adieu.ledger.vocabulary import DEAD, DELIVERED, PENDING
+from adieu.ledger.vocabulary import DEAD, DELIVERED, PENDING, Scope
 from adieu.policy import Category
 from adieu.report import add_business_days, build, complaint_status
 from adieu.service import Adieu
 
 
 def test_an_api_key_is_shown_once_and_stored_only_as_a_hash(adieu: Adieu) -> None:
-    key, secret = adieu.api_keys.create("crm sync", read_only=True)
+    key, secret = adieu.api_keys.create("crm sync", scope=Scope.READ)
     assert secret.startswith("adieu_") and len(secret) > 40
     assert secret.startswith(key.prefix)
     with adieu.engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT * FROM api_keys").all()
     assert secret not in repr(stored) and secret.encode() not in repr(stored).encode()
     found = adieu.api_keys.verify(secret)
-    assert found is not None and found.read_only and found.name == "crm sync"
+    assert found is not None and found.scope is Scope.READ and found.name == "crm sync"
     assert adieu.api_keys.verify(secret + "x") is None
     assert adieu.api_keys.verify("Bearer " + secret) is None
     adieu.api_keys.revoke(str(key.id))
@@ -33,6 +33,36 @@ def test_an_api_key_is_shown_once_and_stored_only_as_a_hash(adieu: Adieu) -> Non
         adieu.api_keys.revoke("999")
     with pytest.raises(InvalidInput):
         adieu.api_keys.create("   ")
+
+
+@pytest.mark.parametrize("scope", list(Scope))
+def test_an_api_key_keeps_its_scope(adieu: Adieu, scope: Scope) -> None:
+    key, secret = adieu.api_keys.create(f"{scope} key", scope=scope)
+    assert key.scope is scope
+    found = adieu.api_keys.verify(secret)
+    assert found is not None and found.scope is scope
+    assert adieu.api_keys.get(key.id).scope is scope
+    assert [k.scope for k in adieu.api_keys.list()] == [scope]
+
+
+def test_a_key_is_admin_unless_told_otherwise_and_no_other_scope_is_taken(adieu: Adieu) -> None:
+    key, _ = adieu.api_keys.create("ops")
+    assert key.scope is Scope.ADMIN
+    with pytest.raises(InvalidInput, match="read, send or admin"):
+        adieu.api_keys.create("odd", scope="write")  # type: ignore[arg-type]
+    assert [k.name for k in adieu.api_keys.list()] == ["ops"]
+
+
+def test_each_scope_allows_the_ones_before_it() -> None:
+    allowed = {(a, b) for a in Scope for b in Scope if a.allows(b)}
+    assert allowed == {
+        (Scope.READ, Scope.READ),
+        (Scope.SEND, Scope.READ),
+        (Scope.SEND, Scope.SEND),
+        (Scope.ADMIN, Scope.READ),
+        (Scope.ADMIN, Scope.SEND),
+        (Scope.ADMIN, Scope.ADMIN),
+    }
 
 
 def test_every_matching_event_is_queued_in_its_own_transaction(adieu: Adieu) -> None:

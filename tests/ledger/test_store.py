@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Table, event, func, select
 
-from adieu.errors import InvalidAddress, InvalidInput, TopicExists, UnknownTopic
+from adieu.errors import Erased, InvalidAddress, InvalidInput, TopicExists, UnknownTopic
 from adieu.ledger import Channel, EventType, Frequency, Reason, SuppressionRecord
 from adieu.ledger import schema as t
 from adieu.ledger.records import PreferenceChange
@@ -224,7 +224,14 @@ def test_erase_forgets_the_address_but_keeps_it_suppressed(adieu: Adieu) -> None
     # importing the address again does not bring it back
     result = ledger.import_suppressions([SuppressionRecord(address="jane@example.com")])
     assert result.already == 1
-    assert ledger.resubscribe("jane@example.com", channel=Channel.API).changed
+    # erasure is final: no resubscribe lifts it, not even an operator's
+    with pytest.raises(Erased):
+        ledger.resubscribe("jane@example.com", channel=Channel.API)
+    with pytest.raises(Erased):
+        ledger.resubscribe(
+            "jane@example.com", channel=Channel.CLI, lift=["complaint"], note="asked by phone"
+        )
+    assert not policy.is_sendable("jane@example.com")
     with adieu.engine.connect() as conn:
         assert conn.execute(select(t.contacts.c.address)).scalars().all() == [None]
     assert not ledger.erase("jane@example.com", channel=Channel.API).changed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import stat
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -24,6 +25,7 @@ from adieu.mail.lint import ERROR, lint
 from adieu.mail.stamper import Stamper
 from adieu.service import Adieu
 from adieu.settings import Settings
+from adieu.tokens import COMPACT_LENGTH
 from conftest import MakeSettings
 from support import text_of
 
@@ -329,8 +331,6 @@ def test_cli_keys_dkim_stamp_and_lint(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_later_copies_from_the_template_equal_a_full_stamp(mailer: Adieu) -> None:
-    import re
-
     stamper = Stamper(mailer)
     stamper.signer = None
     first = stamper.stamp(SIMPLE, "ann@example.org", campaign="c1")
@@ -340,9 +340,11 @@ def test_later_copies_from_the_template_equal_a_full_stamp(mailer: Adieu) -> Non
     tokens = re.compile(rb"(?<=/[up]/)[A-Za-z0-9_-]+|(?<=unsubscribe\+)[A-Za-z0-9_-]+")
     assert tokens.sub(b"T", second) == tokens.sub(b"T", full)
     for data, who in ((first, "ann@example.org"), (second, "bob@example.org")):
-        found = {m.group() for m in tokens.finditer(data)}
-        assert len(found) == 1
-        assert mailer.codec.open(found.pop().decode()).address == who
+        found = {m.group().decode() for m in tokens.finditer(data)}
+        (token,) = [t for t in found if len(t) != COMPACT_LENGTH]  # the links'
+        (compact,) = [t for t in found if len(t) == COMPACT_LENGTH]  # the mailto's
+        assert mailer.codec.open(token).address == who
+        assert mailer.codec.open_compact(compact).names(mailer.hasher.hash(who))
     # a footer that is not plain ASCII is stamped in full each time, still correct
     sv = stamper.stamp(SIMPLE, "cy@example.org", locale="sv")
     assert b"Avregistrera" in sv or b"Avregistrera".decode() in text_of(
@@ -362,3 +364,142 @@ def test_fast_relaxed_body_equals_the_line_by_line_rule(pieces: list[bytes]) -> 
 
     body = b"".join(pieces)
     assert relaxed_body(body) == relaxed_body_by_line(body)
+
+
+# -- the mailto's compact token, List-Id and CFBL ----------------------------------------------
+
+
+def _local_part(list_unsubscribe: str) -> str:
+    uris: list[str] = re.findall(r"<([^>]*)>", list_unsubscribe)
+    mailto = next(u for u in uris if u.startswith("mailto:"))
+    return mailto.removeprefix("mailto:").rpartition("@")[0]
+
+
+def test_the_mailto_local_part_fits_in_64_octets(mailer: Adieu) -> None:
+    """RFC 5321 §4.5.3.1.1: a full token made it 104 octets or more."""
+    mailer.ledger.add_topic("t" * 64, "The longest topic key")
+    address = "a.rather.long.local.part@" + "sub." * 50 + "example.org"
+    link = mailer.link(address, topic="t" * 64, campaign="c" * 100, locale="pt-BR")
+    local = _local_part(link.headers["List-Unsubscribe"])
+    assert len(local.encode()) <= 64 and local == f"unsubscribe+{link.compact}"
+    assert local == local.lower()  # nothing an MTA folds to lower case changes it
+    opened = mailer.codec.open_compact(local.removeprefix("unsubscribe+").upper())
+    assert opened.names(mailer.hasher.hash(address)) and opened.names_topic("t" * 64)
+    # the HTTPS link keeps the full token, which names everything itself
+    assert mailer.codec.open(link.token).campaign == "c" * 100
+    stamped = _stamp(mailer, SIMPLE, to=address)
+    assert len(_local_part(str(stamped["List-Unsubscribe"])).encode()) <= 64
+
+
+@pytest.fixture
+def cfbl_mailer(make_settings: MakeSettings) -> Iterator[Adieu]:
+    settings = make_settings(
+        mailto_domain="unsub.example.net",
+        complaint_address="fbl@reports.example.com",
+        sender_name="Example News",
+    )
+    app = Adieu(settings)
+    app.ledger.add_topic("offers", 'Offers & "deals"')
+    yield app
+    app.close()
+
+
+def test_list_id_per_topic_and_for_all_marketing(cfbl_mailer: Adieu) -> None:
+    stamped = _stamp(cfbl_mailer, SIMPLE, topic="offers")
+    assert stamped.get_all("List-Id") == ['"Offers & \\"deals\\"" <offers.mail.example.net>']
+    everything = _stamp(cfbl_mailer, SIMPLE.replace(b"Subject", b"List-Id: <x.y.z>\r\nSubject", 1))
+    assert everything.get_all("List-Id") == ["Example News <all.mail.example.net>"]
+    cfbl_mailer.ledger.add_topic("nyheter", "Nyheter för dig")
+    swedish = _stamp(cfbl_mailer, SIMPLE, topic="nyheter")
+    assert str(swedish["List-Id"]) == "Nyheter för dig <nyheter.mail.example.net>"
+
+
+def test_list_id_without_a_domain_name_is_unmanaged(tmp_path: Path) -> None:
+    app = Adieu(Settings(data_dir=tmp_path / "d"))  # base URL http://127.0.0.1:8000
+    try:
+        assert _stamp(app, SIMPLE)["List-Id"] == "Adieu demo <all.localhost>"
+    finally:
+        app.close()
+
+
+def test_cfbl_headers_are_set_and_covered_by_the_signature(cfbl_mailer: Adieu) -> None:
+    stamper = Stamper(cfbl_mailer)
+    stamper.signer = DKIMSigner("example.com", [DKIMKey("rsa", RSA)])
+    out = stamper.stamp(SIMPLE, "jane@example.org", topic="offers", campaign="c1")
+    message = message_from_bytes(out, policy=policy.default)
+    assert message.get_all("CFBL-Address") == ["fbl@reports.example.com; report=arf"]
+    (feedback,) = message.get_all("CFBL-Feedback-ID") or []
+    assert str(feedback) == _local_part(str(message["List-Unsubscribe"])).split("+")[1]
+    assert cfbl_mailer.codec.open_compact(str(feedback)).names(
+        cfbl_mailer.hasher.hash("jane@example.org")
+    )
+    assert verify(out) == [True]
+    h = out.split(b"\r\n\r\n")[0].replace(b"\r\n\t", b" ").split(b"h=")[1].split(b";")[0]
+    names = [n.strip() for n in h.split(b":")]
+    for name in (b"list-id", b"cfbl-address", b"cfbl-feedback-id"):
+        assert names.count(name) == 2, name  # present once, and over-signed
+    for tampered in (
+        out.replace(b"fbl@reports.example.com", b"fbl@evil.example"),
+        out.replace(b"<offers.mail.example.net>", b"<other.mail.example.net>"),
+        out.replace(b"\r\n\r\n", b"\r\nCFBL-Address: x@evil.example; report=arf\r\n\r\n", 1),
+    ):
+        assert verify(tampered) == [False]
+    assert not [f for f in lint(out) if f.rule in ("RFC9477", "RFC2919")]
+    # later copies come from the template: their own compact token, the same shape
+    again = stamper.stamp(SIMPLE, "bob@example.org", topic="offers", campaign="c1")
+    assert verify(again) == [True]
+    other = message_from_bytes(again, policy=policy.default)
+    assert cfbl_mailer.codec.open_compact(str(other["CFBL-Feedback-ID"])).names(
+        cfbl_mailer.hasher.hash("bob@example.org")
+    )
+
+
+@pytest.mark.parametrize(
+    ("author", "aligned"),
+    [
+        ("news@example.com", True),  # CFBL-Address below From's domain (§3.1.2)
+        ("news@reports.example.com", True),  # the same domain (§3.1.1)
+        ("news@mail.example.com", False),  # a sibling: a third party
+        ("news@example.org", False),
+        ("news@notexample.com", False),
+    ],
+)
+def test_cfbl_only_when_aligned_with_from(
+    cfbl_mailer: Adieu, author: str, aligned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = SIMPLE.replace(b"news@example.com", author.encode())
+    out = Stamper(cfbl_mailer).stamp(data, "jane@example.org")
+    message = message_from_bytes(out, policy=policy.default)
+    assert ("CFBL-Address" in message) is aligned
+    assert ("CFBL-Feedback-ID" in message) is aligned
+    assert ("RFC 9477" in caplog.text) is not aligned
+    # lint says the same of a message that carries one anyway
+    forced = data.replace(
+        b"Subject", b"CFBL-Address: fbl@reports.example.com; report=arf\r\nSubject"
+    )
+    warned = [f.message for f in lint(forced) if f.rule == "RFC9477"]
+    assert bool(warned) is not aligned
+
+
+def test_lint_warns_about_list_id_and_an_unsigned_cfbl_address() -> None:
+    headers = (
+        b"List-Unsubscribe: <https://x.example/u/T>\r\n"
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    )
+    data = SIMPLE.replace(b"Subject", headers + b"Subject", 1)
+    rules = {(f.rule, f.severity) for f in lint(data)}
+    assert ("RFC2919", "warning") in rules
+    signer = DKIMSigner("example.com", [DKIMKey("rsa", RSA)])
+    with_id = data.replace(b"Subject", b"List-Id: News <news.example.com>\r\nSubject", 1)
+    assert not [f for f in lint(signer.sign(with_id)) if f.rule in ("RFC2919", "RFC9477")]
+    # a signature whose h= leaves CFBL-Address out (as a signer that does not know it)
+    uncovered = with_id.replace(
+        b"Subject",
+        b"CFBL-Address: fbl@example.com; report=arf\r\n"
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s;"
+        b" h=from:to:list-unsubscribe:list-unsubscribe-post; bh=x; b=y\r\nSubject",
+        1,
+    )
+    assert [f.message for f in lint(uncovered) if f.rule == "RFC9477"] == [
+        "No DKIM signature covers CFBL-Address (h=)."
+    ]

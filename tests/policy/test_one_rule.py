@@ -10,6 +10,7 @@ asked about every (address, topic, category), on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 from collections import Counter
@@ -25,7 +26,9 @@ from hypothesis import strategies as st
 
 from adieu import lists
 from adieu.cli import main
-from adieu.ledger import Channel, Frequency, Reason, SuppressionRecord
+from adieu.errors import Erased
+from adieu.ledger import Channel, Frequency, Ledger, Reason, SuppressionRecord
+from adieu.ledger.vocabulary import Scope
 from adieu.policy import Category, Decision
 from adieu.service import Adieu
 from adieu.smtp.relay import RelayConfig, RelayHandler
@@ -67,6 +70,12 @@ _serial = itertools.count()
 
 def apply(adieu: Adieu, address: str, action: Action) -> None:
     ledger = adieu.ledger
+    # Erasure is final: what would lift it is refused, and changes nothing.
+    with contextlib.suppress(Erased):
+        _apply(ledger, address, action)
+
+
+def _apply(ledger: Ledger, address: str, action: Action) -> None:
     now = ledger.now()
     what, arg = action
     if what == "unsubscribe":
@@ -113,7 +122,7 @@ def filtered(
 def doors(adieu: Adieu) -> Iterator[tuple[Client, dict[tuple[str | None, Category], RelayHandler]]]:
     adieu.ledger.add_topic("news", "News")
     adieu.ledger.add_topic("events", "Events", default_opt_in=False)
-    _, key = adieu.api_keys.create("checker", read_only=True)
+    _, key = adieu.api_keys.create("checker", scope=Scope.SEND)
     api = Client(adieu, headers={"Authorization": f"Bearer {key}"})
     relays = {
         (topic, category): RelayHandler(

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adieu.ledger import Channel
+from adieu.ledger.vocabulary import Scope
 from adieu.service import Adieu
 from support import Client
 
@@ -111,23 +112,28 @@ def test_contact_lookup_is_a_post_with_csrf(adieu: Adieu, client: Client) -> Non
     assert r.status_code == 403
 
 
-def test_dead_letters_are_replayed_from_the_dashboard_but_not_by_read_only_keys(
-    adieu: Adieu, client: Client
+@pytest.mark.parametrize("scope", [Scope.READ, Scope.SEND])
+def test_dead_letters_are_replayed_from_the_dashboard_but_only_by_admin_keys(
+    adieu: Adieu, client: Client, scope: Scope
 ) -> None:
     hook = adieu.outbox.create_webhook("https://crm.example/in")
     adieu.ledger.unsubscribe("a@example.com", channel=Channel.ONE_CLICK)
     (d,) = adieu.outbox.claim()
     adieu.outbox.failed([(d.id, "HTTP 500", None)])
-    _, reader = adieu.api_keys.create("viewer", read_only=True)
+    _, reader = adieu.api_keys.create("viewer", scope=scope)
     sign_in(client, reader)
     html = client.request("GET", "/admin").text
     assert "HTTP 500" in html and "Send the dead letters again" not in html
+    assert f"(scope {scope})" in html
     csrf = Forms(html).csrf[0]
     r = client.request("POST", f"/admin/webhooks/{hook.id}/replay", data={"csrf": csrf})
     assert r.status_code == 403 and adieu.outbox.backlog().dead == 1
+    assert f"a key of scope {scope}" in r.text and "a key of scope admin" in r.text
     _, writer = adieu.api_keys.create("ops")
     sign_in(client, writer)
-    csrf = Forms(client.request("GET", "/admin").text).csrf[0]
+    html = client.request("GET", "/admin").text
+    assert "Send the dead letters again" in html and "(scope admin)" in html
+    csrf = Forms(html).csrf[0]
     r = client.request("POST", f"/admin/webhooks/{hook.id}/replay", data={"csrf": csrf})
     assert r.status_code == 303
     assert adieu.outbox.backlog().dead == 0 and adieu.outbox.backlog().pending == 1

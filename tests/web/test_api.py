@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adieu.ledger import Channel, Frequency
+from adieu.ledger.vocabulary import Scope
 from adieu.service import Adieu
 from support import Client
 
@@ -17,8 +19,9 @@ from support import Client
 @pytest.fixture
 def keys(adieu: Adieu) -> dict[str, str]:
     _, writer = adieu.api_keys.create("writer")
-    _, reader = adieu.api_keys.create("reader", read_only=True)
-    return {"writer": writer, "reader": reader}
+    _, reader = adieu.api_keys.create("reader", scope=Scope.READ)
+    _, sender = adieu.api_keys.create("sender", scope=Scope.SEND)
+    return {"writer": writer, "reader": reader, "sender": sender}
 
 
 @pytest.fixture
@@ -80,23 +83,49 @@ def test_no_key_wrong_key_and_revoked_key_get_401(
         fresh.close()
 
 
-def test_read_only_keys_read_but_cannot_write(adieu: Adieu, keys: dict[str, str]) -> None:
+def test_read_keys_read_but_cannot_send_or_write(adieu: Adieu, keys: dict[str, str]) -> None:
     reader = Client(adieu, headers={"Authorization": f"Bearer {keys['reader']}"})
     try:
         assert reader.request("GET", "/api/v1/topics").status_code == 200
-        r = reader.request("POST", "/api/v1/check", json={"addresses": ["a@example.com"]})
-        assert r.status_code == 200, "checking is reading"
         for method, path, body in [
+            ("POST", "/api/v1/check", {"addresses": ["a@example.com"]}),
+            ("POST", "/api/v1/links", {"recipients": [{"address": "a@example.com"}]}),
             ("POST", "/api/v1/topics", {"key": "news", "name": "News"}),
             ("POST", "/api/v1/sends", {"addresses": ["a@example.com"]}),
             ("POST", f"/api/v1/contacts/{'0' * 64}/unsubscribe", {}),
             ("DELETE", f"/api/v1/contacts/{'0' * 64}", None),
             ("POST", "/api/v1/webhooks", {"url": "https://crm.example/x"}),
         ]:
-            assert_error(reader.request(method, path, json=body), 403, "read_only")
+            r = reader.request(method, path, json=body)
+            error = assert_error(r, 403, "insufficient_scope")
+            needed = "send" if path.endswith(("/check", "/links", "/sends")) else "admin"
+            assert needed in str(error["message"]) and "read" in str(error["message"])
+            assert f'scope="{needed}"' in r.headers["www-authenticate"]
         assert adieu.ledger.topics() == []
+        assert adieu.stats.events(0, 10, None) == [], "nothing was recorded"
     finally:
         reader.close()
+
+
+def test_send_keys_send_but_cannot_change_consent(adieu: Adieu, keys: dict[str, str]) -> None:
+    sender = Client(adieu, headers={"Authorization": f"Bearer {keys['sender']}"})
+    try:
+        r = sender.request("POST", "/api/v1/check", json={"addresses": ["a@example.com"]})
+        assert r.status_code == 200
+        r = sender.request("POST", "/api/v1/sends", json={"addresses": ["a@example.com"]})
+        assert r.status_code == 200 and r.json()["recorded"] == 1
+        for method, path, body in [
+            ("POST", "/api/v1/topics", {"key": "news", "name": "News"}),
+            ("POST", f"/api/v1/contacts/{'0' * 64}/unsubscribe", {}),
+            ("POST", f"/api/v1/contacts/{'0' * 64}/resubscribe", {}),
+            ("DELETE", f"/api/v1/contacts/{'0' * 64}", None),
+            ("POST", "/api/v1/webhooks", {"url": "https://crm.example/x"}),
+        ]:
+            error = assert_error(sender.request(method, path, json=body), 403, "insufficient_scope")
+            assert "admin" in str(error["message"])
+        assert adieu.ledger.topics() == []
+    finally:
+        sender.close()
 
 
 def test_failed_attempts_are_rate_limited_per_client(
@@ -105,12 +134,19 @@ def test_failed_attempts_are_rate_limited_per_client(
     wrong = {"Authorization": "Bearer adieu_guess"}
     for _ in range(10):
         assert_error(anonymous.request("GET", "/api/v1/topics", headers=wrong), 401)
+    anonymous.app.state.auth.limiter.slow_down = 0.2
+    started = time.monotonic()
     r = anonymous.request("GET", "/api/v1/topics", headers=wrong)
+    assert time.monotonic() - started >= 0.2, "past the limit, a wrong key is answered slowly"
     assert_error(r, 429, "too_many_failures")
     assert int(r.headers["retry-after"]) > 0
-    # While locked out, even a right key waits: guessing must not pay off.
+    # A right key from the same address still gets in, at once: behind a NAT,
+    # someone else's wrong guesses must not lock everyone out.
     right = {"Authorization": f"Bearer {keys['writer']}"}
-    assert_error(anonymous.request("GET", "/api/v1/topics", headers=right), 429)
+    started = time.monotonic()
+    assert anonymous.request("GET", "/api/v1/topics", headers=right).status_code == 200
+    assert time.monotonic() - started < 0.2
+    assert_error(anonymous.request("GET", "/api/v1/topics", headers=wrong), 429)
 
 
 def test_every_api_error_has_the_one_shape(api: Client) -> None:
@@ -276,6 +312,40 @@ def test_a_contact_is_named_by_its_key_and_its_history_is_the_proof(
     ]
 
 
+def test_an_admin_key_lifts_a_complaint_only_by_naming_it_with_a_note(
+    adieu: Adieu, api: Client
+) -> None:
+    adieu.ledger.record_complaint("cam@example.com")
+    key = key_of(api, "cam@example.com")
+    kept = api.request("POST", f"/api/v1/contacts/{key}/resubscribe", json={})
+    assert kept.status_code == 200
+    assert kept.json()["changed"] is False and kept.json()["held"] == "complaint"
+    assert_error(
+        api.request("POST", f"/api/v1/contacts/{key}/resubscribe", json={"lift": ["complaint"]}),
+        400,
+    )
+    assert_error(
+        api.request("POST", f"/api/v1/contacts/{key}/resubscribe", json={"lift": ["erasure"]}),
+        422,
+    )
+    lifted = api.request(
+        "POST",
+        f"/api/v1/contacts/{key}/resubscribe",
+        json={"lift": ["complaint"], "note": "signed up again at the shop, 3 Dec"},
+    )
+    assert lifted.status_code == 200 and lifted.json()["changed"] is True
+    assert lifted.json()["held"] is None
+    assert adieu.policy.is_sendable("cam@example.com")
+    last = api.request("GET", f"/api/v1/contacts/{key}").json()["history"][-1]
+    (writer,) = [k for k in adieu.api_keys.list() if k.name == "writer"]
+    assert last["type"] == "resubscribe" and last["channel"] == "api"
+    assert last["details"] == {
+        "by": f"key:{writer.id}",
+        "lifted": ["complaint"],
+        "note": "signed up again at the shop, 3 Dec",
+    }
+
+
 def test_erasure_keeps_the_suppression_and_forgets_the_address(adieu: Adieu, api: Client) -> None:
     adieu.ledger.unsubscribe("gone@example.com", channel=Channel.ONE_CLICK, reason="too many")
     key = key_of(api, "gone@example.com")
@@ -326,8 +396,52 @@ def test_topics_crud(adieu: Adieu, api: Client) -> None:
     api.request("POST", "/api/v1/topics", json={"key": "tmp", "name": "Tmp"})
     assert api.request("DELETE", "/api/v1/topics/tmp").status_code == 204
     adieu.ledger.unsubscribe("a@example.com", "news", channel=Channel.PREFERENCES)
-    assert_error(api.request("DELETE", "/api/v1/topics/news"), 409, "topic_in_use")
-    assert_error(api.request("GET", "/api/v1/topics/tmp"), 404, "unknown_topic")
+    assert api.request("DELETE", "/api/v1/topics/news").status_code == 204, "in use: retired too"
+    assert api.request("GET", "/api/v1/topics/tmp").json()["retired"] is True
+    assert_error(api.request("GET", "/api/v1/topics/nope"), 404, "unknown_topic")
+    assert_error(api.request("DELETE", "/api/v1/topics/nope"), 404, "unknown_topic")
+
+
+def test_a_deleted_topic_is_retired_and_its_links_still_unsubscribe(
+    adieu: Adieu, api: Client, anonymous: Client
+) -> None:
+    api.request("POST", "/api/v1/topics", json={"key": "news", "name": "News"})
+    r = api.request(
+        "POST",
+        "/api/v1/links",
+        json={"recipients": [{"address": "a@example.com"}], "topic": "news"},
+    )
+    token = r.json()["links"][0]["token"]
+    assert api.request("DELETE", "/api/v1/topics/news").status_code == 204
+    # The link in mail already sent: its page and its one-click still work.
+    page = anonymous.request("GET", f"/u/{token}")
+    assert page.status_code == 200 and "Unsubscribe from all marketing email" in page.text
+    clicked = anonymous.request(
+        "POST",
+        f"/u/{token}",
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert clicked.status_code == 200
+    status = adieu.ledger.status("a@example.com").state
+    assert [s.scope for s in status.suppressions] == ["news"]
+    # Listed as retired; refused for new links and sends, with a clear reason.
+    (listed,) = api.request("GET", "/api/v1/topics").json()
+    assert (listed["key"], listed["retired"]) == ("news", True) and listed["retired_at"]
+    r = api.request(
+        "POST",
+        "/api/v1/links",
+        json={"recipients": [{"address": "b@example.com"}], "topic": "news"},
+    )
+    assert r.json()["links"] == []
+    assert "'news' is retired" in r.json()["errors"][0]["message"]
+    check = {"addresses": ["b@example.com"], "topic": "news"}
+    error = assert_error(api.request("POST", "/api/v1/check", json=check), 409, "topic_retired")
+    assert "retired" in str(error["message"])
+    # Adding it again brings it back, as it was.
+    back = api.request("POST", "/api/v1/topics", json={"key": "news", "name": "News"})
+    assert back.status_code == 201 and back.json()["retired"] is False
+    assert api.request("POST", "/api/v1/check", json=check).json()["results"][0]["allowed"]
 
 
 def test_suppressions_stream_in_and_out(adieu: Adieu, api: Client) -> None:
@@ -564,3 +678,11 @@ def test_the_same_event_reads_the_same_everywhere(adieu: Adieu, api: Client) -> 
     assert history[0]["at"] == event["at"]
     assert history[0]["recorded_at"] == event["recorded_at"]
     assert event["at"].endswith("Z")
+
+
+def test_a_reason_given_with_an_api_unsubscribe_is_in_the_report(adieu: Adieu, api: Client) -> None:
+    key = key_of(api, "ann@example.com")
+    body = {"address": "ann@example.com", "reason": "Too many emails"}
+    assert api.request("POST", f"/api/v1/contacts/{key}/unsubscribe", json=body).json()["changed"]
+    reasons = api.request("GET", "/api/v1/stats").json()["reasons"]
+    assert reasons == [{"choice": None, "text": "too many emails", "count": 1}]

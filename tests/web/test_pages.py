@@ -499,3 +499,151 @@ def test_landing_pages_are_per_link_and_escaped(tmp_path: Path) -> None:
     finally:
         client.close()
         app.close()
+
+
+def test_subscribe_again_after_a_complaint_explains_and_changes_nothing(
+    adieu: Adieu, client: Client
+) -> None:
+    """A link never lifts a complaint; the page must not promise mail."""
+    link = adieu.link("jane@example.com")
+    csrf = _csrf(client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"}).text)
+    adieu.ledger.record_complaint("jane@example.com")
+    page = client.request("POST", f"/u/{link.token}/resubscribe", data={"csrf": csrf})
+    assert page.status_code == 200
+    assert "Your emails were not restarted" in page.text
+    assert "sign up with them once more" in page.text
+    assert "You will receive" not in page.text and "subscribed again" not in page.text
+    assert not adieu.policy.is_sendable("jane@example.com")
+    assert {s.reason.value for s in adieu.ledger.status("jane@example.com").state.suppressions} == {
+        "complaint"
+    }
+
+
+def test_an_erased_address_cannot_come_back_through_its_old_link(
+    adieu: Adieu, client: Client
+) -> None:
+    link = adieu.link("jane@example.com")
+    csrf = _csrf(client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"}).text)
+    adieu.ledger.erase("jane@example.com", channel=Channel.CLI)
+    page = client.request("POST", f"/u/{link.token}/resubscribe", data={"csrf": csrf})
+    assert page.status_code == 200 and "Your emails were not restarted" in page.text
+    assert "erase" not in page.text.lower()  # kindly, without revealing more
+    saved = client.request(
+        "POST", f"/p/{link.token}", data={"csrf": csrf, "frequency": "weekly", "pause": "none"}
+    )
+    assert saved.status_code == 200
+    assert "can no longer change your preferences" in saved.text
+    assert not adieu.policy.is_sendable("jane@example.com")
+    assert adieu.ledger.status("jane@example.com").address is None
+
+
+def test_changes_through_a_link_record_the_link_and_its_issue_time(
+    adieu: Adieu, client: Client
+) -> None:
+    link = adieu.link("jane@example.com")
+    csrf = _csrf(client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"}).text)
+    client.request("POST", f"/u/{link.token}/resubscribe", data={"csrf": csrf})
+    client.request("POST", f"/p/{link.token}", data={"csrf": csrf, "frequency": "weekly"})
+    history = adieu.ledger.history("jane@example.com")
+    assert [e.type for e in history] == [
+        EventType.UNSUBSCRIBE,
+        EventType.RESUBSCRIBE,
+        EventType.PREFERENCES,
+    ]
+    for event in history:
+        assert event.details is not None
+        assert event.details["via"] == "link"
+        assert event.details["token_issued_at"].endswith("Z")
+
+
+# -- a retired topic: every link that names it still unsubscribes -------------------
+
+ONE_CLICK = {
+    "content": b"List-Unsubscribe=One-Click",
+    "headers": {"content-type": "application/x-www-form-urlencoded"},
+}
+
+
+def _scopes(adieu: Adieu, address: str) -> set[str]:
+    return {s.scope for s in adieu.ledger.status(address).state.suppressions}
+
+
+def test_a_retired_topics_links_open_their_landing_page_and_every_choice_works(
+    adieu: Adieu, client: Client
+) -> None:
+    adieu.ledger.add_topic("news", "Monthly news")
+    ann, bob, cid = (adieu.link(f"{n}@example.com", topic="news") for n in ("ann", "bob", "cid"))
+    adieu.ledger.retire_topic("news")
+    page = client.request("GET", f"/u/{ann.token}")
+    assert page.status_code == 200
+    assert _texts_in_order(
+        page.text,
+        "Unsubscribe from all marketing email",
+        "Change my preferences",
+        "Only stop emails about Monthly news",
+    )
+    # One-click leaves the link's topic, as it did before the topic was retired.
+    clicked = client.request("POST", f"/u/{ann.token}", **ONE_CLICK)
+    assert (clicked.status_code, clicked.text) == (200, "You are unsubscribed.")
+    (event,) = adieu.ledger.history("ann@example.com")
+    assert (event.type, event.channel, event.scope) == (
+        EventType.UNSUBSCRIBE,
+        Channel.ONE_CLICK,
+        "news",
+    )
+    assert _scopes(adieu, "ann@example.com") == {"news"}
+    topic_only = client.request(
+        "POST", f"/u/{bob.token}", data={"adieu-page": "1", "scope": "topic"}
+    )
+    assert topic_only.status_code == 200
+    assert "You will not receive emails about Monthly news" in topic_only.text
+    assert _scopes(adieu, "bob@example.com") == {"news"}
+    everything = client.request("POST", f"/u/{cid.token}", data={"adieu-page": "1"})
+    assert everything.status_code == 200 and "You are unsubscribed" in everything.text
+    assert not adieu.policy.is_sendable("cid@example.com")
+
+
+def test_the_preference_center_leaves_a_retired_topic_out_and_alone(
+    adieu: Adieu, client: Client
+) -> None:
+    ledger = adieu.ledger
+    ledger.add_topic("news", "Monthly news")
+    ledger.add_topic("events", "Events")
+    link = adieu.link("jane@example.com", topic="news")
+    ledger.unsubscribe("jane@example.com", "news", channel=Channel.ONE_CLICK)
+    ledger.retire_topic("news")
+    page = client.request("GET", f"/p/{link.token}")
+    assert page.status_code == 200
+    assert 'id="topic-events" value="1" checked' in page.text
+    assert "topic-news" not in page.text and "Monthly news" not in page.text
+    saved = client.request(
+        "POST", f"/p/{link.token}", data={"csrf": _csrf(page.text), "topic-news": "1"}
+    )
+    assert saved.status_code == 200 and "Events: off" in saved.text
+    assert "Monthly news" not in saved.text
+    assert _scopes(adieu, "jane@example.com") == {"news", "events"}, "news stays as it was"
+
+
+def test_a_reason_after_leaving_only_the_links_topic_is_kept(adieu: Adieu, client: Client) -> None:
+    adieu.ledger.add_topic("news", "Monthly news")
+    link = adieu.link("jane@example.com", topic="news")
+    page = client.request("POST", f"/u/{link.token}", data={"adieu-page": "1", "scope": "topic"})
+    thanks = client.request(
+        "POST",
+        f"/u/{link.token}/reason",
+        data={"csrf": _csrf(page.text), "choice": "not_relevant", "text": "Not my area"},
+    )
+    assert thanks.status_code == 200 and "Thank you" in thanks.text
+    last = adieu.ledger.history("jane@example.com")[-1]
+    assert (last.type, last.scope, last.reason, last.details) == (
+        EventType.REASON,
+        "news",
+        "Not my area",
+        {"choice": "not_relevant"},
+    )
+    # Leaving everything through the same link: the next reason is about all mail.
+    everything = client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"})
+    client.request(
+        "POST", f"/u/{link.token}/reason", data={"csrf": _csrf(everything.text), "choice": "other"}
+    )
+    assert adieu.ledger.history("jane@example.com")[-1].scope == "all"

@@ -111,8 +111,29 @@ def test_silence_times_out_and_garbage_is_an_error() -> None:
     assert results == ["PostError"]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 \xb2\xb2\xb2 Odd digits\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: \xb9\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\xb9\r\nx\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 70_000 + b"\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+    ],
+)
+def test_answers_that_are_not_quite_numbers_are_errors(raw: bytes) -> None:
+    results, _ = run(answer(raw, close=True))
+    assert results == ["PostError"]
+
+
 def test_urls_that_could_inject_a_request_are_refused() -> None:
-    for url in ("http://x.example/a b", "ftp://x.example/", "http://[", "http://x.example:0x/"):
+    for url in (
+        "http://x.example/a b",
+        "ftp://x.example/",
+        "http://[",
+        "http://x.example:0x/",
+        "http://127.0.0.1/用户",
+    ):
         with pytest.raises(PostError):
             Target.parse(url)
     assert Target.parse("https://crm.example/hook").port == 443

@@ -14,6 +14,9 @@ from adieu.ledger.vocabulary import Channel
 from adieu.scopes import ALL
 from adieu.times import iso_or_none
 
+#: What every consent change made here records about who made it.
+BY_CLI = {"by": "cli"}
+
 if TYPE_CHECKING:
     from adieu.ledger.records import ContactStatus
 
@@ -25,7 +28,9 @@ if TYPE_CHECKING:
 @pass_app
 def unsubscribe(lazy: _Lazy, address: str, topic: str | None, reason: str | None) -> None:
     """Unsubscribe an address (from all marketing, or one topic)."""
-    outcome = lazy.app.ledger.unsubscribe(address, topic, channel=Channel.CLI, reason=reason)
+    outcome = lazy.app.ledger.unsubscribe(
+        address, topic, channel=Channel.CLI, reason=reason, details=BY_CLI
+    )
     scope = outcome.scope
     if outcome.changed:
         click.echo(_("Unsubscribed from {scope}.").format(scope=_scope_name(scope)))
@@ -40,16 +45,45 @@ def unsubscribe(lazy: _Lazy, address: str, topic: str | None, reason: str | None
 @click.command()
 @click.argument("address")
 @click.option("--topic", default=None, help=_("Only this topic (default: all marketing)."))
+@click.option(
+    "--lift",
+    "lift",
+    multiple=True,
+    type=click.Choice(["hard_bounce", "complaint"]),
+    help=_("Also lift this complaint or hard bounce, on purpose (needs --note)."),
+)
+@click.option("--note", default=None, help=_("Why, kept with the event (needed with --lift)."))
 @pass_app
-def resubscribe(lazy: _Lazy, address: str, topic: str | None) -> None:
-    """Undo an unsubscribe (a hard bounce stays)."""
-    outcome = lazy.app.ledger.resubscribe(address, topic, channel=Channel.CLI)
+def resubscribe(
+    lazy: _Lazy, address: str, topic: str | None, lift: tuple[str, ...], note: str | None
+) -> None:
+    """Undo an unsubscribe; --lift lifts a complaint or hard bounce on purpose.
+
+    Nothing lifts an erasure.
+    """
+    if lift and not (note or "").strip():
+        raise click.UsageError(_("Say why with --note when lifting a {what}.").format(what=lift[0]))
+    outcome = lazy.app.ledger.resubscribe(
+        address, topic, channel=Channel.CLI, details=BY_CLI, lift=lift, note=note
+    )
     if outcome.changed:
         click.echo(_("Resubscribed to {scope}.").format(scope=_scope_name(outcome.scope)))
     else:
         click.echo(_("Nothing to undo for {scope}.").format(scope=_scope_name(outcome.scope)))
     if outcome.detail == "hard_bounce":
-        click.echo(_("Note: this address hard-bounced, so no mail will be sent to it."))
+        click.echo(
+            _(
+                "Note: this address hard-bounced, so no mail will be sent to it. If the mailbox"
+                " works again, lift it with --lift hard_bounce --note TEXT."
+            )
+        )
+    elif outcome.detail == "complaint":
+        click.echo(
+            _(
+                "Note: this address complained, so no marketing will be sent to it. Lift that"
+                " only with a fresh opt-in: --lift complaint --note TEXT."
+            )
+        )
 
 
 @click.command()
@@ -80,7 +114,11 @@ def status(lazy: _Lazy, address: str, as_json: bool) -> None:
         )
     show(table)
     if found.events:
-        history = _table(_("when"), _("event"), _("channel"), _("scope"), _("campaign"), _("note"))
+        from adieu.feedback.why import summary
+
+        history = _table(
+            _("when"), _("event"), _("channel"), _("scope"), _("campaign"), _("note"), _("why")
+        )
         for e in found.events:
             history.add_row(
                 _when(e.at),
@@ -89,11 +127,14 @@ def status(lazy: _Lazy, address: str, as_json: bool) -> None:
                 e.scope,
                 e.campaign or "",
                 e.reason or "",
+                summary(e.details),
             )
         show(history)
 
 
 def _status_json(found: ContactStatus, decisions: dict[str, Any], address: str) -> dict[str, Any]:
+    from adieu.feedback.why import summary
+
     state = found.state
     return {
         "address": found.address if found.known else address,
@@ -120,6 +161,8 @@ def _status_json(found: ContactStatus, decisions: dict[str, Any], address: str) 
                 "campaign": e.campaign,
                 "at": iso_or_none(e.at),
                 "reason": e.reason,
+                "why": summary(e.details) or None,
+                "details": e.details,
             }
             for e in found.events
         ],
@@ -131,8 +174,15 @@ def _status_json(found: ContactStatus, decisions: dict[str, Any], address: str) 
 @pass_app
 def erase(lazy: _Lazy, address: str) -> None:
     """Forget an address (GDPR); it stays suppressed by its keyed hash."""
-    outcome = lazy.app.ledger.erase(address, channel=Channel.CLI)
-    if outcome.changed:
+    outcome = lazy.app.ledger.erase(address, channel=Channel.CLI, details=BY_CLI)
+    if outcome.changed and outcome.detail == "never_seen":
+        click.echo(
+            _(
+                "This address was not in the ledger. Its keyed hash is now kept, suppressed,"
+                " so it is never mailed."
+            )
+        )
+    elif outcome.changed:
         click.echo(_("Erased. Only a keyed hash is kept, so this address is never mailed again."))
     else:
         click.echo(_("Already erased on {since}.").format(since=_when(outcome.since)))

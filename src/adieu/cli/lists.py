@@ -19,6 +19,7 @@ from adieu.cli.options import (
     say,
 )
 from adieu.cli.root import _Lazy, pass_app
+from adieu.errors import InvalidInput
 from adieu.i18n import _
 from adieu.ledger.vocabulary import Reason
 from adieu.scopes import ALL
@@ -43,7 +44,7 @@ def filter_(
     from adieu import lists
 
     app = lazy.app
-    app.ledger.check_scope(topic)
+    app.ledger.send_scope(topic)
     with (
         _open_binary(file) as source,
         _progress(_("Filtering"), _size(file)) as tick,
@@ -79,7 +80,12 @@ def filter_(
 )
 @pass_app
 def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | None) -> None:
-    """Import a suppression list (generic, Mailchimp, SendGrid or SES export)."""
+    """Import a suppression list (generic, Mailchimp, SendGrid or SES export).
+
+    A row that cannot be imported is listed with its line number and why, and
+    the others are imported. Exit 0: every row imported (or already there);
+    1: some rows refused; 2: nothing could be read.
+    """
     from adieu import lists
 
     app = lazy.app
@@ -99,7 +105,16 @@ def import_(lazy: _Lazy, file: Path, fmt: str, topic: str | None, reason: str | 
             added=result.added, already=result.already
         )
     )
-    _report_invalid(bad, result.invalid)
+    if bad:
+        say(_("Refused {count} rows, not imported:").format(count=bad))
+        for number, what in result.invalid:
+            say(_("  line {number}: {what}").format(number=number, what=what))
+        if bad > len(result.invalid):
+            say(_("  … and {more} more").format(more=bad - len(result.invalid)))
+    if result.added + result.already == 0:
+        raise InvalidInput(_("Nothing was imported: no row of the file could be read."))
+    if bad:
+        click.get_current_context().exit(1)
 
 
 @click.command()

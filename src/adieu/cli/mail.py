@@ -147,6 +147,7 @@ def relay(
     """Relay mail to UPSTREAM: refuse who has left, stamp and sign every copy."""
     import ssl
 
+    from adieu.processes import check_free
     from adieu.service import Adieu
     from adieu.smtp.relay import (
         RelayConfig,
@@ -158,7 +159,7 @@ def relay(
 
     app = lazy.app
     settings = app.settings
-    app.ledger.check_scope(topic)
+    app.ledger.send_scope(topic)
     host, port = parse_hostport(listen, 2525)
     tls = None
     if tls_cert is not None:
@@ -170,6 +171,7 @@ def relay(
         category=category,
         topic=topic,
         drop_refused=drop_refused,
+        max_recipients=settings.relay_max_recipients,
         user=settings.relay_user,
         password=settings.relay_password,
         upstream_user=settings.upstream_user,
@@ -177,6 +179,13 @@ def relay(
         upstream_tls=settings.upstream_tls,
         upstream_ca_file=str(settings.upstream_ca_file) if settings.upstream_ca_file else None,
     )
+    metrics_where = parse_hostport(metrics_at, 9125) if metrics_at else None
+    # Said only once the ports are known to be free: a busy port is one error,
+    # never a banner and then an error.
+    check_free(host, port)
+    if metrics_where is not None:
+        for index in range(max(workers, 1)):
+            check_free(metrics_where[0], metrics_where[1] + index)
     click.echo(
         _("Relaying from {host}:{port} to {upstream}.").format(
             host=host, port=port, upstream=upstream
@@ -196,7 +205,7 @@ def relay(
         tls=tls,
         size_limit=size_limit,
         workers=workers,
-        metrics_at=parse_hostport(metrics_at, 9125) if metrics_at else None,
+        metrics_at=metrics_where,
     )
 
 
@@ -207,7 +216,10 @@ def relay(
 @click.option(
     "--recipient",
     default=None,
-    help=_("The envelope recipient, for a pipe transport (finds VERP and mailto tokens)."),
+    help=_(
+        "The envelope recipient, for a pipe transport (finds VERP addresses, return-path"
+        " and mailto tokens)."
+    ),
 )
 @pass_app
 def inbound(
@@ -217,7 +229,8 @@ def inbound(
 
     `adieu inbound -` reads one message on stdin (a Postfix or Exim pipe:
     exit 0 done, 75 try later, 65 unusable); `--listen HOST:PORT` runs an SMTP
-    listener; `adieu inbound list-unknown` lists what could not be classified.
+    listener; `adieu inbound list-unknown` lists what could not be classified
+    and the reports that were not trusted (ADIEU_INBOUND_TRUST), with why.
     """
     from adieu.feedback.intake import Intake
     from adieu.service import Adieu
@@ -239,10 +252,12 @@ def inbound(
             click.echo(f"{item_id}\t{_when(received)}\t{size}\t{note}\t{subject[:60]}")
         return
     if listen is not None:
+        from adieu.processes import check_free
         from adieu.smtp.inbound import run_inbound
         from adieu.smtp.server import parse_hostport
 
         host, port = parse_hostport(listen, 2526)
+        check_free(host, port)  # before saying so: a busy port is one error
         click.echo(_("Receiving reports on {host}:{port}.").format(host=host, port=port))
         settings = app.settings
         app.close()  # nothing opened here may cross into the listener
@@ -264,10 +279,12 @@ def inbound(
     kind = result.classification.kind
     for what, who in result.applied:
         click.echo(f"{what}\t{who}")
+    for what, who in result.unverified:
+        click.echo(f"unverified\t{what}\t{who}")
     if result.review_id is not None:
         click.echo(
             _("Kept for review as #{id}: {note}").format(
-                id=result.review_id, note=result.classification.note
+                id=result.review_id, note=result.review_note
             )
         )
     if kind == "unusable":

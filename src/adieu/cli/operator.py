@@ -12,7 +12,7 @@ from adieu.cli.options import _table, _when, say, serving, show
 from adieu.cli.root import _Lazy, pass_app
 from adieu.errors import InvalidInput
 from adieu.i18n import _
-from adieu.ledger.vocabulary import DEAD, EVENT_TYPES, PENDING
+from adieu.ledger.vocabulary import DEAD, EVENT_TYPES, PENDING, Scope
 
 
 @click.group()
@@ -22,16 +22,33 @@ def apikey() -> None:
 
 @apikey.command("create")
 @click.option("--name", required=True, help=_("What the key is for (shown in lists)."))
-@click.option("--read-only", is_flag=True, help=_("The key can read but change nothing."))
+@click.option(
+    "--scope",
+    type=click.Choice([s.value for s in Scope]),
+    default=None,
+    help=_(
+        "What the key may do: read (reports, events, looking contacts up), send (read,"
+        " and links, send checks and recorded sends: what a sending application needs)"
+        " or admin (everything: changing consent, topics, suppression lists, webhooks)."
+        " Default: admin."
+    ),
+)
+@click.option("--read-only", is_flag=True, help=_("The same as --scope read."))
 @pass_app
-def apikey_create(lazy: _Lazy, name: str, read_only: bool) -> None:
+def apikey_create(lazy: _Lazy, name: str, scope: str | None, read_only: bool) -> None:
     """Create a key and print it (the only time it is shown)."""
-    key, secret = lazy.app.api_keys.create(name, read_only=read_only)
+    if read_only and scope not in (None, Scope.READ):
+        raise click.UsageError(
+            _("--read-only means --scope read: give one or the other, not --scope {scope}.").format(
+                scope=scope
+            )
+        )
+    chosen = Scope.READ if read_only else Scope(scope or Scope.ADMIN)
+    key, secret = lazy.app.api_keys.create(name, scope=chosen)
     click.echo(secret)
-    kind = _("read-only") if read_only else _("read and write")
     say(
-        _("Key {id} ({kind}) created. Keep it now: only its hash is stored.").format(
-            id=key.id, kind=kind
+        _("Key {id} (scope {scope}) created. Keep it now: only its hash is stored.").format(
+            id=key.id, scope=key.scope.value
         )
     )
 
@@ -41,14 +58,14 @@ def apikey_create(lazy: _Lazy, name: str, read_only: bool) -> None:
 def apikey_list(lazy: _Lazy) -> None:
     """List keys (never the keys themselves)."""
     table = _table(
-        _("Id"), _("Name"), _("Prefix"), _("Access"), _("Created"), _("Last used"), _("Revoked")
+        _("Id"), _("Name"), _("Prefix"), _("Scope"), _("Created"), _("Last used"), _("Revoked")
     )
     for key in lazy.app.api_keys.list():
         table.add_row(
             str(key.id),
             key.name,
             key.prefix + "…",
-            _("read-only") if key.read_only else _("read and write"),
+            key.scope.value,
             _when(key.created_at),
             _when(key.last_used_at),
             _when(key.revoked_at),
@@ -116,6 +133,7 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
         _("Status"),
         _("Hard"),
         _("Soft"),
+        _("Unverified"),
     )
     for line in [*built.days, built.total]:
         days.add_row(
@@ -127,6 +145,7 @@ def report(lazy: _Lazy, since: str | None, as_json: bool) -> None:
             status(line),
             _pct(line.hard_bounce_rate),
             _pct(line.soft_bounce_rate),
+            str(line.unverified),
         )
     days.title = _("Per day (complaint rate: goal below 0.1 %, limit 0.3 %)")
     show(days)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import ipaddress
+import re
 
 import click
 
@@ -13,9 +15,39 @@ from adieu.i18n import _
 DEMO_ADDRESS = "demo@example.com"
 
 
+def _listen_host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An IP address or a host name (resolving it is left to binding)."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    try:
+        name = value.encode("idna").decode("ascii")
+    except UnicodeError:
+        name = ""
+    if not re.fullmatch(r"(?=.{1,253}\Z)[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?", name):
+        raise click.BadParameter(
+            _("{host!r} is not an IP address or a host name.").format(host=value)
+        )
+    return value
+
+
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help=_("Interface to listen on."))
-@click.option("--port", default=8000, show_default=True, type=int, help=_("Port to listen on."))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=_listen_host,
+    help=_("Interface to listen on."),
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help=_("Port to listen on (1 to 65535)."),
+)
 @workers_option(_("Processes sharing the port (one core each)."))
 @pass_app
 def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
@@ -34,6 +66,9 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
     app.ledger  # noqa: B018  (creates the data dir and the database on first start)
     link = app.link(DEMO_ADDRESS)  # and the keys
     where = describe(app.settings.sqlalchemy_url)
+    # Said only once the port is known to be free: a busy port is one error,
+    # never a banner and then an error.
+    check_free(host, port)
     click.echo(_("Adieu is running at http://{host}:{port}/").format(host=host, port=port))
     click.echo(_("Ledger: {where}").format(where=where))
     click.echo(
@@ -45,7 +80,6 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
             "Dashboard: http://{host}:{port}/admin (sign in with a key from: adieu apikey create)"
         ).format(host=host, port=port)
     )
-    check_free(host, port)
     if workers > 1:
         # Each worker builds its own app (nothing opened here crosses a fork)
         # and listens on its own socket of the shared port.
@@ -57,7 +91,7 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
             web = create_app(Adieu(settings))
             gc.collect()
             gc.freeze()
-            config = uvicorn.Config(web, log_level="warning", access_log=False)
+            config = uvicorn.Config(web, log_level="warning", access_log=False, proxy_headers=False)
             uvicorn.Server(config).run(sockets=[sock])
 
         serving()
@@ -70,4 +104,8 @@ def serve(lazy: _Lazy, host: str, port: int, workers: int) -> None:
     gc.collect()
     gc.freeze()
     serving()
-    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+    # X-Forwarded-For and -Proto: the app believes them from ADIEU_TRUSTED_PROXIES
+    # only (adieu.web.app); uvicorn's own default would trust any local client.
+    uvicorn.run(
+        web, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
+    )

@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
-from adieu.cli.options import _table, show
+from adieu.cli.options import _table, _when, show
 from adieu.cli.root import _Lazy, pass_app
 from adieu.i18n import _
+from adieu.times import iso_or_none
 
 
 @click.group()
@@ -39,18 +40,22 @@ def topic_add(lazy: _Lazy, key: str, name: str, description: str, default_opt_in
 @click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
 @pass_app
 def topic_list(lazy: _Lazy, as_json: bool) -> None:
-    """List the topics."""
-    topics = lazy.app.ledger.topics()
+    """List the topics (retired ones too: links already sent still name them)."""
+    topics = lazy.app.ledger.topics(retired=True)
     if as_json:
         click.echo(json.dumps([_topic_json(t) for t in topics]))
         return
     if not topics:
         click.echo(_("No topics yet. Add one with: adieu topic add KEY --name NAME"))
         return
-    table = _table(_("key"), _("name"), _("default"), _("description"))
+    table = _table(_("key"), _("name"), _("default"), _("description"), _("retired"))
     for t in topics:
         table.add_row(
-            t.key, t.name, _("opt-in") if t.default_opt_in else _("opt-out"), t.description
+            t.key,
+            t.name,
+            _("opt-in") if t.default_opt_in else _("opt-out"),
+            t.description,
+            _when(t.retired_at),
         )
     show(table)
 
@@ -61,6 +66,7 @@ def _topic_json(t: Any) -> dict[str, Any]:
         "name": t.name,
         "description": t.description,
         "default_opt_in": t.default_opt_in,
+        "retired_at": iso_or_none(t.retired_at),
     }
 
 
@@ -107,7 +113,16 @@ def keys_dkim(lazy: _Lazy, domain: str, selector: str, ed25519_key: bool) -> Non
     else:
         path = dkim.key_path(lazy.app.settings.data_dir, selector)
         name = selector
-    key = dkim.create_key(path, ed25519_key=ed25519_key)
+    import os
+
+    from adieu.keys import private_dir
+
+    private_dir(path.parent)
+    umask = os.umask(0o077)  # the key is never readable by others, not even for a moment
+    try:
+        key = dkim.create_key(path, ed25519_key=ed25519_key)
+    finally:
+        os.umask(umask)
     click.echo(_("Created {path}. Publish this DNS record:").format(path=path))
     click.echo(dkim.dns_record(domain, name, key))
     click.echo(

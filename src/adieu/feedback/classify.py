@@ -2,46 +2,66 @@
 
 - mailto unsubscribes (RFC 2369): ``unsubscribe+TOKEN@domain``, or the token in
   the subject;
-- complaints (ARF, RFC 5965): ``multipart/report; report-type=feedback-report``;
-- bounces (DSN, RFC 3464): ``message/delivery-status`` per recipient, with
-  flufl.bounce's detectors for the non-standard ones;
-- auto-replies (RFC 3834 ``Auto-Submitted``, vacation notices): ignored.
+- complaints: ARF (RFC 5965) wherever its part sits, every recipient it names;
+  Outlook.com/Hotmail notices; Amazon SES notifications (``adieu.feedback.arf``,
+  ``adieu.feedback.ses``);
+- bounces: a DSN (RFC 3464) wherever its ``message/delivery-status`` part sits,
+  judged recipient by recipient (``adieu.feedback.bounces``, ``dsn``); without
+  one, the report's text, each recipient on the lines that name it
+  (``adieu.feedback.plain``), with flufl.bounce only to find addresses; the
+  verdict from the status code and the vocabulary of the MTAs' and providers'
+  published texts (``adieu.feedback.vocabulary``, ``phrases``);
+- a bounce or complaint a person or a list forwards is read inside the
+  forward; a report about a returned report (a forwarded notice that bounced)
+  names nobody;
+- auto-replies (RFC 3834 ``Auto-Submitted``, vacation notices): ignored, but a
+  message with a report in it is a report whatever its ``Auto-Submitted``.
+
+Every finding says why in its details: the status code, the phrase that
+decided and its source (``status``, ``phrase``, ``meaning``, ``source``,
+``basis``), and which field named the recipient (``recipient_from``).
 
 The recipient is found from Adieu's own token first (it survives providers'
-redaction), then from the report's fields, then from the returned original.
+redaction), then from the report's fields, then from the returned original. A
+token is Adieu's proof that the message concerns mail it sent to that address:
+the same token seen several times counts once, and tokens for different
+addresses prove nothing (none is used). Whether a finding without one may
+change the ledger is decided in ``adieu.feedback.intake``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from email import message_from_bytes
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adieu.addresses import canonical_or_none
 from adieu.errors import InvalidToken
-from adieu.tokens import TokenCodec, TokenPayload
+from adieu.feedback.mime import (
+    DSN_TYPES,
+    ORIGINAL_TYPES,
+    carried,
+    has_type,
+    may_be_report,
+    parse,
+    parseable,
+    typed_parts,
+)
+from adieu.tokens import UNSUBSCRIBE, CompactPayload, TokenCodec, TokenPayload
 
-_TOKEN = re.compile(r"(?:/[up]/|unsubscribe\+)([A-Za-z0-9_-]{40,1024})")
+if TYPE_CHECKING:
+    from adieu.feedback.reading import Reading
+
+#: A token in a link (``/u/``, ``/p/``), a mailto address (``unsubscribe+``, in
+#: any case: MTAs fold it) or CFBL-Feedback-ID (a compact token).
+_TOKEN = re.compile(
+    r"(?:/[up]/|(?i:unsubscribe)\+|(?i:cfbl-feedback-id):[ \t]*)([A-Za-z0-9_-]{40,1024})"
+)
+#: A token-bearing return path: any local part, ``+``, the token (``bounces+TOKEN@…``).
+_RETURN_PATH_TOKEN = re.compile(r"\+([A-Za-z0-9_-]{40,1024})@[^@]+$")
 _BARE_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{40,1024})(?![A-Za-z0-9_-])")
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-# A permanent failure caused by the sender's side is not a dead address.
-_SENDER_SIDE = re.compile(
-    r"spam|block|black ?list|deny ?list|reputation|policy|dmarc|spf\b|dkim|authenticat"
-    r"|rate|too many|virus|malware|content|rejected due|not accepted from|banned",
-    re.IGNORECASE,
-)
-_DEAD = re.compile(
-    r"user unknown|unknown user|no such (user|mailbox|recipient)|does not exist|not exist"
-    r"|mailbox (unavailable|disabled|not found)|account (disabled|closed|inactive)"
-    r"|invalid (recipient|mailbox|address)|recipient (address )?rejected: user"
-    r"|address rejected|no mailbox|host not found|domain not found|no such domain",
-    re.IGNORECASE,
-)
-_FULL = re.compile(r"quota|mailbox full|over ?limit|insufficient (system )?storage", re.I)
-COMPLAINT_TYPES = {"abuse", "fraud", "virus"}
 
 
 class FindingKind(StrEnum):
@@ -88,29 +108,168 @@ class Classification:
 def classify(
     data: bytes, codec: TokenCodec, envelope_to: list[str] | None = None
 ) -> Classification:
+    envelope = envelope_to or []
     try:
-        message = message_from_bytes(data)  # compat32, the default
+        message = parse(parseable(data))
     except Exception as exc:
         return Classification(MessageKind.UNUSABLE, note=f"cannot be parsed: {type(exc).__name__}")
     if not message.keys():
         return Classification(MessageKind.UNUSABLE, note="no header fields")
-    param = message.get_param("report-type") if message.is_multipart() else None
-    report = param.lower() if isinstance(param, str) else ""
-    content_type = message.get_content_type()
-    if content_type == "multipart/report" and report == "feedback-report":
-        return _arf(message, codec)
-    if content_type == "multipart/report" and report == "delivery-status":
-        return _dsn(message, codec, _verp(envelope_to or []))
-    mailto = _mailto(message, codec, envelope_to or [])
-    if mailto is not None:
-        return mailto
-    # Non-standard bounces before auto-replies: MTAs mark bounces Auto-Submitted too.
-    bounced = _nonstandard_bounce(message, codec)
-    if bounced is not None:
-        return bounced
+    return_path = _return_path_token(envelope, codec)
+    try:
+        # The readers are imported when a message needs them: a mailto
+        # unsubscribe through the pipe transport pays for none of them.
+        if has_type(message, "message/feedback-report"):
+            from adieu.feedback import arf
+
+            return _complaint(arf.from_arf(message), codec, return_path)
+        if has_type(message, *DSN_TYPES):
+            from adieu.feedback import bounces
+
+            reading = bounces.from_dsn(message, envelope)
+            return _bounce(reading, message, codec, return_path, _verp(envelope))
+        if has_type(message, "message/disposition-notification"):
+            from adieu.feedback import bounces
+
+            refused = bounces.from_mdn(message)
+            if refused is not None:
+                return _bounce(refused, message, codec, return_path, _verp(envelope))
+        mailto = _mailto(message, codec, envelope)
+        if mailto is not None:
+            return mailto
+        # Reports before auto-replies: MTAs mark bounces Auto-Submitted too.
+        found = _read(message, envelope, 0) if may_be_report(message) else None
+    except RecursionError:
+        return Classification(MessageKind.UNUSABLE, note="nested too deeply to read")
+    except Exception as exc:  # a report no reader expected: kept for a person, never lost
+        note = f"a report Adieu could not read ({type(exc).__name__}); kept for review"
+        return Classification(MessageKind.UNKNOWN, note=note)
+    if found is not None and found.kind == MessageKind.COMPLAINT:
+        return _complaint(found, codec, return_path)
+    if found is not None:
+        return _bounce(found, message, codec, return_path, _verp(envelope))
     if _auto_reply(message):
         return Classification(MessageKind.AUTO_REPLY, note="auto-reply, ignored")
     return Classification(MessageKind.UNKNOWN, note="not a report Adieu can read; kept for review")
+
+
+#: How many forwards deep a report is looked for (a forward of a forward …).
+_DEPTH = 3
+
+
+def _read(message: Message, envelope: list[str], depth: int) -> Reading | None:
+    """A report that is not a DSN or ARF at the top: an SES notification, an
+    Outlook.com complaint notice, a bounce in plain text, or a report that a
+    person or a list forwarded as an attachment."""
+    from adieu.feedback import arf, bounces, ses
+
+    notice = ses.notification(message)
+    if notice is not None:
+        return ses.from_notification(notice)
+    found = arf.from_notice(message)
+    if found is None:
+        found = bounces.from_text(message, envelope)
+    if found is not None or depth >= _DEPTH:
+        return found
+    for part, kind in typed_parts(message):
+        if kind not in ORIGINAL_TYPES:
+            continue
+        inner = carried(part)
+        if inner is None:
+            continue
+        if has_type(inner, "message/feedback-report"):
+            found = arf.from_arf(inner)
+        elif has_type(inner, *DSN_TYPES):
+            found = bounces.from_dsn(inner, [])
+        else:
+            found = _read(inner, [], depth + 1)
+        if found is not None and (found.reported or found.kind == MessageKind.COMPLAINT):
+            return found
+    return None
+
+
+def _bounce(
+    reading: Reading,
+    message: Message,
+    codec: TokenCodec,
+    return_path: TokenPayload | None,
+    verp: str | None,
+) -> Classification:
+    """Findings from a bounce reading, with Adieu's own token first (the
+    return path's, then the returned original's), then a VERP return path."""
+    if not reading.reported:
+        note = reading.note or "a report Adieu cannot read; kept for review"
+        return Classification(MessageKind.UNKNOWN, note=note)
+    token, how = return_path, "return-path-token"
+    if token is None:
+        where = reading.original if reading.original is not None else message
+        token, how = _the_token(_tokens_in(_text_of(where), codec)), "token"
+    named = {r.address for r in reading.reported}
+    # A return path (a token or VERP) is the one person its copy went to:
+    # every recipient the report lists (their aliases, a forward) is that
+    # person. A token in the returned original is too, unless the report
+    # lists several recipients, none of them the token's: a copy sent to
+    # several people, which the token cannot speak for.
+    whole = how == "return-path-token" or len(named) == 1
+    findings = []
+    for reported in reading.reported:
+        address, found_by, tok = reported.address, reported.recipient_from, None
+        if token is not None and (
+            token.address == address or (whole and token.address not in named)
+        ):
+            address, found_by, tok = token.address, how, token
+        elif token is None and verp is not None and verp not in named:
+            address, found_by = verp, "verp"
+        details = {**reported.details, "recipient_from": found_by}
+        if found_by != reported.recipient_from:
+            details["reported_by"] = reported.recipient_from
+        findings.append(Finding(FindingKind(reported.kind), address, tok, details))
+    return Classification(MessageKind.BOUNCE, _one_each(findings))
+
+
+#: Of several verdicts for one person in one report (an alias that expanded
+#: to several mailboxes), the mildest stands: never suppress on a guess.
+_MILDEST = ("soft_bounce", "rejection", "hard_bounce")
+
+
+def _one_each(findings: list[Finding]) -> tuple[Finding, ...]:
+    chosen: dict[str, Finding] = {}
+    for finding in findings:
+        kept = chosen.get(finding.address)
+        if kept is None or _MILDEST.index(finding.kind) < _MILDEST.index(kept.kind):
+            chosen[finding.address] = finding
+    return tuple(chosen.values())
+
+
+def _complaint(
+    reading: Reading, codec: TokenCodec, return_path: TokenPayload | None
+) -> Classification:
+    """Findings from a complaint reading: one per recipient it names, with
+    Adieu's token (the original's, then the return path's) naming its person."""
+    if reading.kind != MessageKind.COMPLAINT:
+        return Classification(MessageKind.UNKNOWN, note=reading.note)
+    original = reading.original
+    token = _the_token(_tokens_in(_text_of(original), codec)) if original is not None else None
+    how = "token"
+    if token is None and return_path is not None:
+        token, how = return_path, "return-path-token"
+    findings = [
+        Finding(FindingKind(r.kind), r.address, None, dict(r.details)) for r in reading.reported
+    ]
+    if token is not None:
+        matching = [f for f in findings if f.address == token.address]
+        if matching:
+            findings = [replace(f, token=token) if f in matching else f for f in findings]
+        else:
+            kind = findings[0].kind if findings else FindingKind(reading.finding or "complaint")
+            details = {**reading.details, "recipient_from": how}
+            mine = Finding(kind, token.address, token, details)
+            findings = [mine] if len(findings) <= 1 else [mine, *findings]
+    if not findings:
+        return Classification(
+            MessageKind.UNKNOWN, note="a complaint report without a recipient (redacted)"
+        )
+    return Classification(MessageKind.COMPLAINT, tuple(findings))
 
 
 # -- tokens ----------------------------------------------------------------------
@@ -119,27 +278,60 @@ def classify(
 def _tokens_in(
     text: str, codec: TokenCodec, pattern: re.Pattern[str] = _TOKEN
 ) -> list[TokenPayload]:
-    found = []
-    for candidate in pattern.findall(text):
+    return _opened(pattern.findall(text), codec)
+
+
+def _opened(candidates: list[str], codec: TokenCodec) -> list[TokenPayload]:
+    """The tokens among ``candidates`` that open, full or compact.
+
+    A compact token names its recipient only by a hash prefix, which only
+    the ledger can turn into an address; the message that carries one also
+    carries the full token of the same stamp (the link beside the mailto), so
+    compact tokens count only when no full token opened. Copies of one
+    compact token (or tokens with the same prefix) count once, and compact
+    tokens for different recipients name nobody: none is returned."""
+    full: list[TokenPayload] = []
+    compact: dict[bytes, CompactPayload] = {}
+    for candidate in candidates:
         try:
-            found.append(codec.open(candidate))
+            payload = codec.open_any(candidate)
         except InvalidToken:
             continue
-    return found
+        if isinstance(payload, CompactPayload):
+            compact.setdefault(payload.address_prefix, payload)
+        else:
+            full.append(payload)
+    if full:
+        return full
+    return list(compact.values()) if len(compact) == 1 else []
 
 
-def _original(message: Message) -> Message | None:
-    """The returned original message (or its headers) inside a report."""
-    for part in message.walk():
-        kind = part.get_content_type()
-        if kind in ("message/rfc822", "message/global"):
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-        if kind in ("text/rfc822-headers", "message/rfc822-headers"):
-            raw = part.get_payload(decode=True) or b""
-            return message_from_bytes(raw if isinstance(raw, bytes) else b"")
-    return None
+def _the_token(tokens: list[TokenPayload]) -> TokenPayload | None:
+    """The one token that names the recipient, or ``None``.
+
+    Stamped mail carries one token several times (List-Unsubscribe's URL and
+    mailto, the footer's links), so copies with the same address, scope and
+    campaign count once. Tokens for one address with different scopes or
+    campaigns still name that address: the first found is used. Tokens for
+    different addresses name nobody for sure: none is used."""
+    unique: dict[tuple[str, str, str | None], TokenPayload] = {}
+    for payload in tokens:
+        unique.setdefault((payload.address, payload.scope, payload.campaign), payload)
+    first = next(iter(unique.values()), None)
+    if first is None or any(p.address != first.address for p in unique.values()):
+        return None
+    return first
+
+
+def _return_path_token(envelope_to: list[str], codec: TokenCodec) -> TokenPayload | None:
+    """The token in a token-bearing envelope recipient (``bounces+TOKEN@domain``,
+    any local part before the ``+``; a compact token in any case), if one opens."""
+    found = []
+    for address in envelope_to:
+        match = _RETURN_PATH_TOKEN.search(address.strip().strip("<>").strip())
+        if match:
+            found.append(match.group(1))
+    return _the_token(_opened(found, codec))
 
 
 def _text_of(message: Message) -> str:
@@ -161,96 +353,34 @@ def _text_of(message: Message) -> str:
 
 
 def _mailto(message: Message, codec: TokenCodec, envelope_to: list[str]) -> Classification | None:
+    """An unsubscribe by mail: the token in the address written to (the envelope
+    recipient, To, Delivered-To; the same token there several times counts
+    once), or in the subject. Tokens for different people name nobody, and a
+    compact token minted for a return path is no unsubscribe address. A
+    compact token's finding has no address yet (``adieu.feedback.intake``
+    resolves it)."""
     candidates = [*envelope_to, str(message.get("To", "")), str(message.get("Delivered-To", ""))]
-    tokens = _tokens_in(" ".join(candidates), codec) or _tokens_in(
-        str(message.get("Subject", "")), codec, _BARE_TOKEN
+    token = _the_token(_tokens_in(" ".join(candidates), codec)) or _the_token(
+        _tokens_in(str(message.get("Subject", "")), codec, _BARE_TOKEN)
     )
-    if not tokens:
+    if token is None or (isinstance(token, CompactPayload) and token.purpose != UNSUBSCRIBE):
         return None
-    token = tokens[0]
     return Classification(
         MessageKind.UNSUBSCRIBE,
         (Finding(FindingKind.MAILTO, token.address, token, {"scope": token.scope}),),
     )
 
 
-# -- ARF (RFC 5965) --------------------------------------------------------------------
-
-
-def _arf(message: Message, codec: TokenCodec) -> Classification:
-    fields: dict[str, str] = {}
-    for part in message.walk():
-        if part.get_content_type() == "message/feedback-report":
-            decoded = part.get_payload(decode=True)
-            if isinstance(decoded, bytes):
-                text = decoded.decode("utf-8", "replace")
-            else:  # the library parsed it as (a list of) header blocks
-                inner = part.get_payload()
-                text = "\n".join(str(p) for p in (inner if isinstance(inner, list) else [inner]))
-            for line in text.splitlines():
-                name, sep, value = line.partition(":")
-                if sep and name.strip():
-                    fields.setdefault(name.strip().lower(), value.strip())
-    feedback_type = fields.get("feedback-type", "").lower()
-    details: dict[str, Any] = {
-        key: fields[key]
-        for key in (
-            "feedback-type",
-            "user-agent",
-            "version",
-            "arrival-date",
-            "source-ip",
-            "reported-domain",
-            "original-rcpt-to",
-        )
-        if key in fields
-    }
-    original = _original(message)
-    tokens = _tokens_in(_text_of(original), codec) if original is not None else []
-    address = tokens[0].address if tokens else None
-    how = "token"
-    if address is None:
-        address = canonical_or_none(fields.get("original-rcpt-to", "").strip("<> "))
-        how = "original-rcpt-to"
-    if address is None and original is not None:
-        address = canonical_or_none(re.sub(r".*<|>.*", "", str(original.get("To", ""))))
-        how = "original-to"
-    if address is None:
-        return Classification(
-            MessageKind.UNKNOWN, note="a complaint report without a recipient (redacted)"
-        )
-    kind = (
-        "complaint"
-        if feedback_type in COMPLAINT_TYPES
-        else ("not_spam" if feedback_type == "not-spam" else "complaint_other")
-    )
-    if kind == "complaint_other":
-        return Classification(
-            MessageKind.UNKNOWN, note=f"feedback type {feedback_type!r} is not acted on"
-        )
-    details["recipient_from"] = how
-    return Classification(
-        MessageKind.COMPLAINT,
-        (Finding(FindingKind(kind), address, tokens[0] if tokens else None, details),),
-    )
-
-
-# -- DSN (RFC 3464) ------------------------------------------------------------------------
+# -- bounces ---------------------------------------------------------------------------------
 
 
 def bounce_kind(status: str, diagnostic: str) -> str:
-    """hard_bounce (the address is dead), rejection (the sender's side) or soft_bounce."""
-    match = _STATUS.search(status) or _STATUS.search(diagnostic)
-    klass, subject, detail = match.groups() if match else ("5", "0", "0")
-    if klass == "4" or _FULL.search(diagnostic) or (subject, detail) == ("2", "2"):
-        return "soft_bounce"
-    if klass == "2":
-        return "delivered"
-    if subject == "7" or _SENDER_SIDE.search(diagnostic):
-        return "rejection"
-    if subject == "1" or (subject, detail) == ("2", "1") or _DEAD.search(diagnostic):
-        return "hard_bounce"
-    return "rejection"  # a permanent failure of unclear cause: never suppress on a guess
+    """hard_bounce (the address is dead), soft_bounce (full, temporary),
+    rejection (the sender's side, or of unclear cause) or delivered: the
+    verdict ``adieu.feedback.vocabulary`` gives one recipient."""
+    from adieu.feedback import vocabulary
+
+    return vocabulary.bounce_kind(status, diagnostic)
 
 
 _VERP = re.compile(r"^[^+@]+\+(?P<local>[^=@]+)=(?P<domain>[^@]+)@")
@@ -265,95 +395,6 @@ def _verp(envelope_to: list[str]) -> str | None:
             if found:
                 return found
     return None
-
-
-def _dsn(message: Message, codec: TokenCodec, verp: str | None = None) -> Classification:
-    blocks: list[dict[str, str]] = []
-    for part in message.walk():
-        if part.get_content_type() != "message/delivery-status":
-            continue
-        payload = part.get_payload()
-        sections = payload if isinstance(payload, list) else []
-        if not sections:
-            raw = part.get_payload(decode=True) or b""
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            sections = [
-                message_from_bytes(chunk.encode())
-                for chunk in re.split(r"\r?\n\r?\n", text)
-                if chunk.strip()
-            ]
-        for section in sections[1:] if len(sections) > 1 else sections:
-            if isinstance(section, Message):
-                blocks.append({k.lower(): str(v) for k, v in section.items()})
-    original = _original(message)
-    tokens = _tokens_in(_text_of(original), codec) if original is not None else []
-    findings = []
-    for block in blocks:
-        action = block.get("action", "").strip().lower()
-        if action and action not in ("failed", "delayed"):
-            continue
-        recipient = block.get("final-recipient") or block.get("original-recipient") or ""
-        recipient = recipient.split(";", 1)[-1].strip().strip("<>")
-        kind = bounce_kind(block.get("status", ""), block.get("diagnostic-code", ""))
-        if kind == "delivered":
-            continue
-        token = tokens[0] if len(tokens) == 1 else None
-        # Adieu's own token first, then the VERP return path, then the report.
-        address = token.address if token else (verp or canonical_or_none(recipient))
-        if address is None:
-            continue
-        findings.append(
-            Finding(
-                FindingKind(kind),
-                address,
-                token,
-                {
-                    "status": block.get("status", "").strip(),
-                    "diagnostic": block.get("diagnostic-code", "").strip()[:300],
-                    "action": action,
-                },
-            )
-        )
-    if not findings:
-        return Classification(
-            MessageKind.UNKNOWN, note="a delivery report with no failed recipient"
-        )
-    return Classification(MessageKind.BOUNCE, tuple(findings))
-
-
-def _nonstandard_bounce(message: Message, codec: TokenCodec) -> Classification | None:
-    try:
-        # flufl.bounce costs about 50 ms to import: only for mail that needs it.
-        from flufl.bounce import all_failures
-
-        temporary, permanent = all_failures(message)
-    except Exception:
-        return None
-    if not temporary and not permanent:
-        return None
-    text = _text_of(message)
-    tokens = _tokens_in(text, codec)
-    findings = []
-    for raw, kind in [(a, "hard_bounce") for a in permanent] + [
-        (a, "soft_bounce") for a in temporary
-    ]:
-        address = canonical_or_none(raw.decode("utf-8", "replace"))
-        if address is None:
-            continue
-        if kind == "hard_bounce":
-            kind = bounce_kind("", text)  # the same rules: who is at fault?
-            if kind == "delivered":
-                continue
-        token = tokens[0] if len(tokens) == 1 else None
-        findings.append(
-            Finding(
-                FindingKind(kind),
-                token.address if token else address,
-                token,
-                {"detector": "flufl.bounce"},
-            )
-        )
-    return Classification(MessageKind.BOUNCE, tuple(findings)) if findings else None
 
 
 # -- auto-replies (RFC 3834) -----------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 A key is shown once, when it is made; only its SHA-256 is stored. Keys are 32
 random bytes, so a fast hash cannot be brute-forced and lets every request be
-checked with one indexed lookup.
+checked with one indexed lookup. Each key has a scope (``Scope``): ``read``,
+``send`` or ``admin``; only an ``admin`` key changes anyone's consent.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE
+from adieu.ledger.vocabulary import Scope
 
 PREFIX = "adieu_"
 #: How often ``last_used_at`` is written: a busy key must not cost a write per call.
@@ -30,7 +32,7 @@ class ApiKey:
     id: int
     name: str
     prefix: str
-    read_only: bool
+    scope: Scope
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -51,8 +53,11 @@ class ApiKeys:
         self._clock = clock
         self._touched: dict[int, datetime] = {}
 
-    def create(self, name: str, *, read_only: bool = False) -> tuple[ApiKey, str]:
+    def create(self, name: str, *, scope: Scope = Scope.ADMIN) -> tuple[ApiKey, str]:
         """A new key and its secret (the only time the secret exists in the clear)."""
+        if scope not in tuple(Scope):
+            raise InvalidInput(f"An API key's scope is read, send or admin (not {scope!r}).")
+        scope = Scope(scope)
         name = name.strip()
         if not name or len(name) > 100:
             raise InvalidInput("An API key needs a name of 1-100 characters.")
@@ -66,12 +71,12 @@ class ApiKeys:
                     name=name,
                     prefix=prefix,
                     key_hash=_digest(secret),
-                    read_only=read_only,
+                    scope=scope.value,
                     created_at=now,
                 )
                 .returning(t.api_keys.c.id)
             ).scalar_one()
-        return ApiKey(int(key_id), name, prefix, read_only, now), secret
+        return ApiKey(int(key_id), name, prefix, scope, now), secret
 
     def list(self) -> list[ApiKey]:
         query = select(t.api_keys).order_by(t.api_keys.c.id)
@@ -108,6 +113,25 @@ class ApiKeys:
                 )
         return self.get(int(row.id))
 
+    def end_session(self, session: bytes, expires_at: datetime) -> None:
+        """Sign a dashboard session out (``session``: a digest of its cookie):
+        it stops working everywhere, not only in the browser that asked. Kept
+        until ``expires_at``, when the cookie stops working anyway; older
+        entries go now."""
+        ended = t.ended_sessions
+        with self._writer.begin() as conn:
+            conn.execute(delete(ended).where(ended.c.expires_at < self._clock()))
+            known = conn.execute(select(ended.c.session).where(ended.c.session == session))
+            if known.first() is None:
+                conn.execute(insert(ended).values(session=session, expires_at=expires_at))
+
+    def session_ended(self, session: bytes) -> bool:
+        """Whether the dashboard session with this digest was signed out."""
+        ended = t.ended_sessions
+        with self.engine.connect() as conn:
+            found = conn.execute(select(ended.c.session).where(ended.c.session == session))
+            return found.first() is not None
+
     def verify(self, secret: str) -> ApiKey | None:
         """The active key with this secret, or None."""
         if not secret.startswith(PREFIX) or len(secret) > 200:
@@ -138,7 +162,7 @@ def _key(row: object) -> ApiKey:
         id=int(r.id),
         name=r.name,
         prefix=r.prefix,
-        read_only=bool(r.read_only),
+        scope=Scope(r.scope),
         created_at=r.created_at,
         last_used_at=r.last_used_at,
         revoked_at=r.revoked_at,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, insert, select
 from sqlalchemy.engine import Connection
 
-from adieu.addresses import AddressHasher
+from adieu.addresses import AddressHasher, mask_all
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE, ReadPool
 from adieu.ledger.dialect import Dialect
@@ -77,7 +77,8 @@ class LedgerBase:
                 if written:
                     self._queue_deliveries(conn, written)
             finally:
-                conn.info.pop(_WRITTEN, None)
+                if not conn.invalidated:  # a lost connection has no info (and raises)
+                    conn.info.pop(_WRITTEN, None)
 
     def _queue_deliveries(self, conn: Connection, event_ids: list[int]) -> None:
         """Fill the outbox for every active webhook that wants these events, in
@@ -86,6 +87,20 @@ class LedgerBase:
         for start in range(0, len(event_ids), 500):
             part = event_ids[start : start + 500]
             conn.exec_driver_sql(self._sql.queue_deliveries(len(part)), (now, now, *part))
+
+    def _scrub_files(self) -> None:
+        """After an erasure on SQLite: copy the write-ahead log into the
+        database and truncate it, so no old page image with the erased address
+        lingers in ``adieu.db-wal`` (``secure_delete`` zeroes it in the
+        database file). Best effort: a reader holding an old snapshot can keep
+        part of the log until the next checkpoint."""
+        if not self._sqlite:
+            return
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
     def now(self) -> datetime:
         return self._clock()
@@ -131,6 +146,14 @@ class LedgerBase:
         reason: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> int:
+        if details or reason:
+            erased = conn.execute(
+                select(t.contacts.c.erased_at).where(t.contacts.c.id == contact_id)
+            ).scalar()
+            if erased is not None:
+                # An erased person is never stored in the clear again: no free
+                # text, and any address in the details masked.
+                reason, details = None, _masked(details)
         result = conn.execute(
             insert(t.events)
             .values(
@@ -232,6 +255,17 @@ class LedgerBase:
             ):
                 found[bytes(digest)] = contact_id
         return {a: found[d] for a, d in digests.items()}
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (event details) with every address in it masked."""
+    if isinstance(value, str):
+        return mask_all(value)
+    if isinstance(value, Mapping):
+        return {str(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
 
 
 def _clip(text: str | None, limit: int = 1000) -> str | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import select
 
@@ -26,21 +27,24 @@ class BulkStore(TopicStore):
         channel: Channel = Channel.IMPORT,
         source: str = "generic",
         batch_size: int = 2000,
+        details: Mapping[str, Any] | None = None,
     ) -> ImportResult:
         """Add suppressions in batches, one transaction per batch.
 
-        Each new suppression gets its own event (where it came from, when).
+        Each new suppression gets its own event (where it came from, when, and
+        ``details``: who imported it, never personal data).
         Already-suppressed addresses are counted and left as they are.
         """
+        extra = dict(details or {})
         result = ImportResult()
         batch: list[SuppressionRecord] = []
         for record in records:
             batch.append(record)
             if len(batch) >= batch_size:
-                self._import_batch(batch, result, channel, source)
+                self._import_batch(batch, result, channel, source, extra)
                 batch = []
         if batch:
-            self._import_batch(batch, result, channel, source)
+            self._import_batch(batch, result, channel, source, extra)
         if result.added >= 10_000 and not self._sqlite:
             # Fresh planner statistics: with the old ones PostgreSQL may think
             # the suppressions are a handful and hash all of them for every
@@ -51,7 +55,12 @@ class BulkStore(TopicStore):
         return result
 
     def _import_batch(
-        self, batch: list[SuppressionRecord], result: ImportResult, channel: Channel, source: str
+        self,
+        batch: list[SuppressionRecord],
+        result: ImportResult,
+        channel: Channel,
+        source: str,
+        extra: Mapping[str, Any],
     ) -> None:
         now = self.now()
         # A hard bounce is a fact about the mailbox: it has no topic.
@@ -139,6 +148,7 @@ class BulkStore(TopicStore):
                         None,
                         json.dumps(
                             {
+                                **extra,
                                 "source": source,
                                 "reason": r.reason.value,
                                 **({"since": iso(r.since)} if r.since else {}),

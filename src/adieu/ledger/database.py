@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from adieu.keys import create_private, private_dir, private_file
 
 WRITE = "adieu_write"
 _BUSY_TIMEOUT_S = 30.0
@@ -31,18 +34,58 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # Every address, reason and webhook secret is in this file: it is
+            # created 0600 in a 0700 directory before SQLite opens it, and
+            # SQLite gives its -wal and -shm the database's own mode. Files
+            # from before that others can read are tightened here (saying so).
+            database = Path(parsed.database)
+            private_dir(database.parent, own=database.name)
+            if not create_private(database):
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    private_file(database.with_name(database.name + suffix))
+        busy = busy_timeout(parsed)
         engine = create_engine(
             url,
-            connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False},
+            connect_args={"timeout": busy, "check_same_thread": False},
             hide_parameters=True,
         )
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", partial(_sqlite_connect, busy=busy))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # hide_parameters: a failed statement's message (logged, raised) never
-    # carries its parameters, which hold addresses.
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # carries its parameters, which hold addresses; nor PostgreSQL's own
+    # account of the failing row (``_first_line_only``).
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    event.listen(engine, "handle_error", _first_line_only)
+    return engine
+
+
+def _first_line_only(context: ExceptionContext) -> None:
+    """PostgreSQL's error messages go on after their first line with the values
+    of the row that failed (``DETAIL: Key (address)=(…) already exists``,
+    ``Failing row contains (…)``): keep only the first line, in the driver's
+    exception and in SQLAlchemy's, so that no log line or traceback shows them."""
+    orig = context.original_exception
+    text = str(orig)
+    first = text.split("\n", 1)[0]
+    if first == text:
+        return
+    orig.args = (first,)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None and wrapped.args and isinstance(wrapped.args[0], str):
+        kind = type(orig)
+        wrapped.args = (f"({kind.__module__}.{kind.__name__}) {first}",)
+
+
+def busy_timeout(url: URL) -> float:
+    """How long a SQLite writer waits for the lock before giving up ("database
+    is locked", which the doors answer as "try again later"): 30 seconds, or
+    the URL's ``?timeout=SECONDS`` (the driver's own parameter)."""
+    given = url.query.get("timeout")
+    try:
+        return float(given) if isinstance(given, str) else _BUSY_TIMEOUT_S
+    except ValueError:
+        return _BUSY_TIMEOUT_S
 
 
 class ReadPool:
@@ -63,10 +106,11 @@ class ReadPool:
     def _connect(self) -> Any:
         engine = self._engine
         if engine.dialect.name == "sqlite":
+            busy = busy_timeout(engine.url)
             conn = sqlite3.connect(
-                engine.url.database or ":memory:", timeout=_BUSY_TIMEOUT_S, check_same_thread=False
+                engine.url.database or ":memory:", timeout=busy, check_same_thread=False
             )
-            _sqlite_connect(conn, None)
+            _sqlite_connect(conn, None, busy=busy)
             return conn
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         return engine.dialect.loaded_dbapi.connect(*cargs, **cparams, autocommit=True)
@@ -117,7 +161,10 @@ class ReadPool:
 
 
 def _sqlite_connect(
-    dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry | None
+    dbapi_connection: sqlite3.Connection,
+    record: ConnectionPoolEntry | None,
+    *,
+    busy: float = _BUSY_TIMEOUT_S,
 ) -> None:
     # The driver's own transaction handling is switched off; SQLAlchemy's
     # "begin" event below decides between BEGIN and BEGIN IMMEDIATE.
@@ -126,7 +173,10 @@ def _sqlite_connect(
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+    # Deleted and overwritten content is zeroed in the file, so an erased
+    # address leaves no trace in free pages (GDPR erasure, docs/REQUIREMENTS.md).
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
     cursor.close()
 
 
@@ -139,7 +189,7 @@ def _sqlite_begin(conn: Connection) -> None:
 
 #: The newest migration. Kept here so that a start-up check needs one query
 #: and no Alembic import; a test checks it against the migrations directory.
-HEAD = "0005"
+HEAD = "0009"
 
 
 def _alembic_config() -> Config:

@@ -6,17 +6,23 @@ never without its deliveries, whatever crashes. Deliverers (any number, in any
 process) claim rows with a lease: a deliverer that dies leaves rows that another
 one picks up once the lease runs out, so delivery is at least once. Only the
 oldest waiting row of each (webhook, address) can be claimed, which keeps the
-order per address even across retries.
+order per address even across retries. Claims go round the webhooks in turn,
+so a receiver with a backlog (or one that keeps failing) cannot hold back the
+others: each webhook with something due gets its share of every batch.
+Inactive webhooks keep their rows until they are active again.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
@@ -27,6 +33,7 @@ from adieu.ledger.vocabulary import DEAD, DELIVERED, EVENT_TYPES, PENDING
 from adieu.times import iso_or_none
 
 ALL_TYPES = "*"
+MAX_URL = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +82,75 @@ class Backlog:
     oldest_pending_at: datetime | None
 
 
+_BAD_URL = "A webhook URL must be an http:// or https:// address"
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# What may stay as it is in a path or query (RFC 3986 pchar, and "/?" in a
+# query); everything else, any non-ASCII character included, is percent-encoded.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
 def check_url(url: str) -> str:
-    url = url.strip()
+    """A webhook URL as it is requested: http or https, an ASCII host (an
+    international name IDNA-encoded), a port from 1 to 65535, the path and
+    query percent-encoded (UTF-8). Spaces and control characters are refused
+    anywhere. The same check runs when a webhook is created or changed and
+    before each delivery."""
+    if not isinstance(url, str):
+        raise InvalidInput(f"{_BAD_URL}.")
+    url = url.strip(" ")
+    for c in url:
+        if c.isspace() or unicodedata.category(c) in ("Cc", "Cs"):
+            raise InvalidInput(f"{_BAD_URL}, without spaces or control characters (found {c!r}).")
+    if len(url) > MAX_URL:
+        raise InvalidInput(f"{_BAD_URL} of at most {MAX_URL} characters.")
     try:
         parts = urlsplit(url)
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # "http://[", a port that is not a number…
-        usable = False
-    if not usable or len(url) > 2000:
-        raise InvalidInput("A webhook URL must be an http:// or https:// address.")
-    return url
+        port = parts.port
+    except ValueError as exc:  # "http://[", a port that is not a number or too large
+        raise InvalidInput(f"{_BAD_URL} ({exc}).") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{_BAD_URL}.")
+    if port == 0:
+        raise InvalidInput(f"{_BAD_URL} with a port from 1 to 65535.")
+    netloc = _ascii_host(parts.hostname)
+    if port is not None:
+        netloc += f":{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at:
+        netloc = _encoded(userinfo, _PATH_SAFE.replace("@", "")) + "@" + netloc
+    normal = f"{parts.scheme.lower()}://{netloc}{_encoded(parts.path, _PATH_SAFE)}"
+    if parts.query:
+        normal += "?" + _encoded(parts.query, _QUERY_SAFE)
+    if parts.fragment:
+        normal += "#" + _encoded(parts.fragment, _QUERY_SAFE)
+    if len(normal) > MAX_URL:
+        raise InvalidInput(f"{_BAD_URL} of at most {MAX_URL} characters, once encoded.")
+    return normal
+
+
+def _ascii_host(host: str) -> str:
+    """An IP address as it is, a name IDNA-encoded (``bücher.example`` →
+    ``xn--bcher-kva.example``); InvalidInput for anything else."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+    try:
+        name = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise InvalidInput(f"{_BAD_URL}: its host name is not valid.") from None
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise InvalidInput(f"{_BAD_URL}: its host name is not valid.")
+    return name
+
+
+def _encoded(text: str, safe: str) -> str:
+    return _STRAY_PERCENT.sub("%25", quote(text, safe=safe))
 
 
 def check_types(event_types: Iterable[str]) -> tuple[str, ...]:
@@ -125,6 +191,7 @@ class Outbox:
         self._writer = engine.execution_options(**{WRITE: True})
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
+        self._last_served = 0  # the webhook whose row ended the last full batch
 
     # -- subscribers ----------------------------------------------------------
 
@@ -200,9 +267,13 @@ class Outbox:
 
     def claim(self, limit: int = 100, lease: timedelta = timedelta(seconds=60)) -> list[Delivery]:
         """Due rows that are the oldest waiting one of their (webhook, address),
-        leased to the caller for ``lease``."""
+        leased to the caller for ``lease``; only for active webhooks, and taken
+        round-robin across them (each webhook's oldest first, then each one's
+        second…), so that one webhook's backlog never fills a whole batch while
+        another has something due. The deliveries come in that order."""
         now = self._clock()
         o, p = t.outbox.alias("o"), t.outbox.alias("p")
+        w = t.webhooks
         earlier = (
             select(p.c.id)
             .where(
@@ -214,18 +285,35 @@ class Outbox:
             .exists()
         )
         free = (o.c.lease_until.is_(None)) | (o.c.lease_until <= now)
+        turn = func.row_number().over(partition_by=o.c.webhook_id, order_by=o.c.id)
+        due = (
+            select(o.c.id, o.c.webhook_id, turn.label("turn"))
+            .select_from(o.join(w, w.c.id == o.c.webhook_id))
+            .where(
+                o.c.state == PENDING,
+                o.c.next_attempt_at <= now,
+                free,
+                ~earlier,
+                w.c.active.is_(True),
+            )
+            .subquery()
+        )
+        # Within a turn, the webhooks after the one served last come first, so
+        # that with more webhooks than a batch holds every one gets its turn.
         query = (
-            select(o.c.id)
-            .where(o.c.state == PENDING, o.c.next_attempt_at <= now, free, ~earlier)
-            .order_by(o.c.id)
+            select(due.c.id, due.c.webhook_id)
+            .order_by(due.c.turn, due.c.webhook_id <= self._last_served, due.c.webhook_id)
             .limit(limit)
         )
         # Looking needs no write lock (an idle deliverer must not contend with
         # the pages' commits); the conditional UPDATE below re-checks each row.
         with self.engine.connect() as conn:
-            candidates = [int(i) for i in conn.execute(query).scalars()]
-        if not candidates:
+            found = [(int(i), int(hook)) for i, hook in conn.execute(query)]
+        if not found:
             return []
+        candidates = [i for i, _ in found]
+        if len(found) == limit:
+            self._last_served = found[-1][1]
         with self._writer.begin() as conn:
             # Conditional: a concurrent deliverer that leased a row first wins it.
             taken = [
@@ -257,9 +345,10 @@ class Outbox:
                     .join(t.events, t.events.c.id == t.outbox.c.event_id)
                     .join(t.contacts, t.contacts.c.id == t.events.c.contact_id)
                 )
-                .where(t.outbox.c.id.in_(taken))
-                .order_by(t.outbox.c.id)
+                .where(t.outbox.c.id.in_(taken), t.webhooks.c.active.is_(True))
             ).all()
+        order = {row_id: n for n, row_id in enumerate(candidates)}
+        rows = sorted(rows, key=lambda r: order[int(r.outbox_id)])
         return [
             Delivery(
                 id=int(r.outbox_id),

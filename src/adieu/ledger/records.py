@@ -17,6 +17,13 @@ class Topic:
     name: str
     description: str
     default_opt_in: bool
+    #: When it was retired: still honoured by every link that names it, refused
+    #: for new links and sends, left out of the preference center.
+    retired_at: datetime | None = None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,9 @@ topics = Table(
     Column("description", Text, nullable=False, default=""),
     Column("default_opt_in", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Set when the topic was retired (deleted): links that name it still
+    # unsubscribe; it is refused for new links and sends.
+    Column("retired_at", UTCDateTime, nullable=True),
     UniqueConstraint("key", name="uq_topics_key"),
 )
 
@@ -183,7 +186,8 @@ inbound_review = Table(
 )
 
 # The operator's API keys: only a SHA-256 of each key is kept (keys are 32
-# random bytes, so a fast hash is enough); ``prefix`` lets a person tell them apart.
+# random bytes, so a fast hash is enough); ``prefix`` lets a person tell them apart;
+# ``scope`` is what the key may do (``adieu.ledger.vocabulary.Scope``).
 api_keys = Table(
     "api_keys",
     metadata,
@@ -191,11 +195,21 @@ api_keys = Table(
     Column("name", String(100), nullable=False),
     Column("prefix", String(16), nullable=False),
     Column("key_hash", LargeBinary(32), nullable=False),
-    Column("read_only", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+    Column("scope", String(8), nullable=False),
     UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+)
+
+# Dashboard sessions signed out before they expired: the SHA-256 of the
+# session cookie, kept until the cookie would have expired anyway
+# (``ApiKeys.end_session``).
+ended_sessions = Table(
+    "ended_sessions",
+    metadata,
+    Column("session", LargeBinary(32), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False),
 )
 
 # Webhook subscribers. ``event_types`` is "*" or ",type,type," so that the
@@ -235,3 +249,18 @@ outbox = Table(
 Index("ix_outbox_state", outbox.c.state, outbox.c.next_attempt_at)
 Index("ix_outbox_order", outbox.c.webhook_id, outbox.c.contact_id, outbox.c.state, outbox.c.id)
 Index("ix_outbox_event_id", outbox.c.event_id)
+
+# What the relay handed on: one row per copy (the message's fingerprint, the
+# recipient's keyed hash; never an address), so a retry after a 451, on any
+# worker or after a restart, never delivers a copy twice
+# (``adieu.ledger.relaylog``). ``state`` is delivered or refused; the row
+# holds until ``until``, then is pruned.
+relay_deliveries = Table(
+    "relay_deliveries",
+    metadata,
+    Column("fingerprint", LargeBinary(32), primary_key=True),
+    Column("recipient", LargeBinary(32), primary_key=True),
+    Column("state", String(10), nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+)
+Index("ix_relay_deliveries_until", relay_deliveries.c.until)

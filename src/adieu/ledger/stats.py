@@ -21,7 +21,7 @@ from adieu.scopes import ALL
 
 #: The event types that stop mail and so must be honoured in time.
 HONOURED = ("unsubscribe", "complaint")
-COUNTED = ("unsubscribe", "complaint", "hard_bounce", "soft_bounce")
+COUNTED = ("unsubscribe", "complaint", "hard_bounce", "soft_bounce", "unverified")
 
 
 @dataclass(slots=True)
@@ -36,6 +36,7 @@ class DayRow:
     complaints: int = 0
     hard_bounces: int = 0
     soft_bounces: int = 0
+    unverified: int = 0  # returned reports that were not trusted (changed nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +98,16 @@ class Stats:
                     target.complaints += int(n)
                 elif kind == "hard_bounce":
                     target.hard_bounces += int(n)
-                else:
+                elif kind == "soft_bounce":
                     target.soft_bounces += int(n)
+                else:
+                    target.unverified += int(n)
         return sorted(rows.values(), key=lambda r: (r.day, r.campaign or "", r.topic or ""))
 
     def reasons(self, since: datetime) -> list[tuple[str | None, str | None, int]]:
-        """(choice, free text or None, count) of the reasons people gave (R15)."""
+        """(choice, free text or None, count) of the reasons people gave (R15):
+        on the page after leaving (``reason`` events) and with the unsubscribe
+        itself (``adieu unsubscribe --reason``, the API's ``reason``)."""
         e = t.events
         choice = e.c.details["choice"].as_string()
         text = case((e.c.reason == choice, None), else_=func.lower(func.trim(e.c.reason)))
@@ -111,7 +116,11 @@ class Stats:
                 (c, txt, int(n))
                 for c, txt, n in conn.execute(
                     select(choice, text, func.count())
-                    .where(e.c.type == "reason", e.c.at >= since, e.c.reason.is_not(None))
+                    .where(
+                        e.c.type.in_(("reason", "unsubscribe")),
+                        e.c.at >= since,
+                        e.c.reason.is_not(None),
+                    )
                     .group_by(choice, text)
                     .order_by(func.count().desc())
                 )

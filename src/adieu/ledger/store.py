@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from adieu.addresses import canonical
-from adieu.errors import AdieuError, InvalidInput
+from adieu.errors import AdieuError, Erased, InvalidInput
 from adieu.ledger import schema as t
 from adieu.ledger.base import _KNOWN_PLAIN, _REASON, _clip
 from adieu.ledger.bulk import BulkStore
@@ -33,8 +33,19 @@ from adieu.ledger.records import (
 )
 from adieu.ledger.review import ReviewQueue
 from adieu.ledger.schema import as_utc
-from adieu.ledger.vocabulary import CONSENT_REASONS, Channel, EventType, Fact, Frequency, Reason
+from adieu.ledger.vocabulary import (
+    CONSENT_REASONS,
+    LIFTABLE_FACTS,
+    OPERATOR_CHANNELS,
+    PERSON_REASONS,
+    Channel,
+    EventType,
+    Fact,
+    Frequency,
+    Reason,
+)
 from adieu.scopes import ALL, check_campaign
+from adieu.text import checked
 from adieu.times import iso_or_none
 
 
@@ -159,6 +170,7 @@ class Ledger(BulkStore, ReviewQueue):
             scope=self.check_scope(request.scope),
             at=request.at or self.now(),
             campaign=check_campaign(request.campaign),
+            reason=checked(request.reason, "A reason", lines=True) if request.reason else None,
         )
 
     def resubscribe(
@@ -170,19 +182,45 @@ class Ledger(BulkStore, ReviewQueue):
         campaign: str | None = None,
         details: Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        lift: Iterable[Reason | str] = (),
+        note: str | None = None,
     ) -> Outcome:
-        """Lift the consent suppressions of ``scope`` (never a hard bounce).
+        """Lift the person's own "no" for ``scope`` (an unsubscribe, an
+        operator's or an imported suppression). For a topic people must opt
+        into, this is also the opt-in (R7).
 
-        For a topic people must opt into, this is also the opt-in (R7).
+        A complaint or a hard bounce stays unless an operator (``channel`` API
+        or CLI) names it in ``lift`` and gives a ``note``; both hold for all
+        mail, so they are lifted with ``scope`` all. An erased address is
+        never lifted (:class:`Erased`). ``Outcome.detail`` names what still
+        holds after this (``complaint`` or ``hard_bounce``), if anything.
         """
         address = canonical(address)
         scope = self.check_scope(scope)
+        facts = _facts_to_lift(lift, channel, scope, note)
+        if note:
+            checked(note, "A note", lines=True)
         at = at or self.now()
         with self._write() as conn:
             contact = self._contact(conn, address)
             assert contact is not None
+            if contact.erased_at is not None:
+                raise Erased()
             held = self._suppressions(conn, contact.id, scope)
-            lift = [s for s in held if s.reason in CONSENT_REASONS]
+            if scope != ALL:
+                held += self._suppressions(conn, contact.id, ALL)
+            lifted = sorted(
+                {
+                    s.reason
+                    for s in held
+                    if (s.scope == scope and s.reason in PERSON_REASONS) or s.reason in facts
+                }
+            )
+            still = [
+                r.value
+                for r in (Reason.HARD_BOUNCE, Reason.COMPLAINT)
+                if r not in lifted and any(s.reason == r for s in held)
+            ]
             opt_in = (
                 scope != ALL
                 and not self.topic(scope).default_opt_in
@@ -192,9 +230,14 @@ class Ledger(BulkStore, ReviewQueue):
                     )
                 ).first()
             )
-            hard = any(s.reason == Reason.HARD_BOUNCE for s in held)
-            if not lift and not opt_in:
-                return Outcome(changed=False, scope=scope, detail="hard_bounce" if hard else None)
+            detail = still[0] if still else None
+            if not lifted and not opt_in:
+                return Outcome(changed=False, scope=scope, detail=detail)
+            recorded: dict[str, Any] = dict(details or {})
+            if lifted:
+                recorded["lifted"] = [r.value for r in lifted]
+            if note:
+                recorded["note"] = _clip(note.strip())
             event_id = self._event(
                 conn,
                 contact.id,
@@ -203,27 +246,37 @@ class Ledger(BulkStore, ReviewQueue):
                 scope,
                 at,
                 campaign=campaign,
-                details=details,
+                details=recorded,
             )
-            if lift:
+            person = [r.value for r in lifted if r in PERSON_REASONS]
+            if person:
                 conn.execute(
                     delete(t.suppressions).where(
                         t.suppressions.c.contact_id == contact.id,
                         t.suppressions.c.scope == scope,
-                        t.suppressions.c.reason.in_([r.value for r in CONSENT_REASONS]),
+                        t.suppressions.c.reason.in_(person),
                     )
                 )
+            chosen = [r.value for r in lifted if r in LIFTABLE_FACTS]
+            if chosen:
+                conn.execute(
+                    delete(t.suppressions).where(
+                        t.suppressions.c.contact_id == contact.id,
+                        t.suppressions.c.scope == ALL,
+                        t.suppressions.c.reason.in_(chosen),
+                    )
+                )
+                if Reason.HARD_BOUNCE in lifted:
+                    conn.execute(
+                        update(t.contacts)
+                        .where(t.contacts.c.id == contact.id)
+                        .values(soft_bounces=0, soft_bounce_since=None)
+                    )
             if opt_in:
                 conn.execute(
                     insert(t.subscriptions).values(contact_id=contact.id, topic=scope, since=at)
                 )
-        return Outcome(
-            changed=True,
-            scope=scope,
-            since=at,
-            event_id=event_id,
-            detail="hard_bounce" if hard else None,
-        )
+        return Outcome(changed=True, scope=scope, since=at, event_id=event_id, detail=detail)
 
     def add_reason(
         self,
@@ -235,8 +288,12 @@ class Ledger(BulkStore, ReviewQueue):
         scope: str = ALL,
         at: datetime | None = None,
     ) -> Outcome:
-        """The optional reason someone gave after leaving (R15: never before)."""
+        """The optional reason someone gave after leaving (R15: never before).
+        ``scope`` is what they left (all marketing, or the topic they left
+        alone): the reason is taken when a suppression holds there."""
         address = canonical(address)
+        scope = self.check_scope(scope)
+        checked(reason, "A reason", lines=True)
         at = at or self.now()
         with self._write() as conn:
             contact = self._contact(conn, address, create=False)
@@ -273,6 +330,8 @@ class Ledger(BulkStore, ReviewQueue):
         with self._write() as conn:
             contact = self._contact(conn, address)
             assert contact is not None
+            if contact.erased_at is not None:
+                raise Erased()
             changes: list[PreferenceChange] = []
             subscribed = {
                 r.topic
@@ -321,7 +380,7 @@ class Ledger(BulkStore, ReviewQueue):
                         delete(t.suppressions).where(
                             t.suppressions.c.contact_id == contact.id,
                             t.suppressions.c.scope == key,
-                            t.suppressions.c.reason.in_([r.value for r in CONSENT_REASONS]),
+                            t.suppressions.c.reason.in_([r.value for r in PERSON_REASONS]),
                         )
                     )
                     if not self._topics[key].default_opt_in:
@@ -512,6 +571,19 @@ class Ledger(BulkStore, ReviewQueue):
                 )
         return len(ids)
 
+    def sent_since(self, address: str, since: datetime) -> bool:
+        """Whether a send of any category to ``address`` is recorded at or after
+        ``since`` (one indexed query: the keyed hash, then ``ix_sends_contact_id``)."""
+        digest = self.hasher.hash(canonical(address))
+        query = (
+            select(t.sends.c.id)
+            .join(t.contacts, t.contacts.c.id == t.sends.c.contact_id)
+            .where(t.contacts.c.address_hash == digest, t.sends.c.at >= since)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def record_event(
         self,
         address: str,
@@ -521,7 +593,8 @@ class Ledger(BulkStore, ReviewQueue):
         details: Mapping[str, Any] | None = None,
         at: datetime | None = None,
     ) -> int:
-        """An event that changes no state (a not-spam report, a rejection)."""
+        """An event that changes no state (a not-spam report, a rejection, an
+        unverified report)."""
         address = canonical(address)
         with self._write() as conn:
             contact = self._contact(conn, address)
@@ -767,6 +840,38 @@ class Ledger(BulkStore, ReviewQueue):
             ).first()
         return (False, None) if row is None else (True, row.address)
 
+    def contacts_by_hash_prefix(
+        self, prefix: bytes, limit: int = 2
+    ) -> list[tuple[bytes, str | None]]:
+        """The contacts whose keyed hash begins with ``prefix`` (a compact
+        token's recipient), at most ``limit``: (keyed hash, address, or
+        ``None`` once erased). A range on the unique ``address_hash`` index."""
+        low, high = prefix.ljust(32, b"\x00"), prefix.ljust(32, b"\xff")  # SHA-256: 32 bytes
+        query = (
+            select(t.contacts.c.address_hash, t.contacts.c.address)
+            .where(t.contacts.c.address_hash >= low, t.contacts.c.address_hash <= high)
+            .order_by(t.contacts.c.address_hash)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(bytes(row.address_hash), row.address) for row in rows]
+
+    def campaigns_sent(self, address: str, limit: int = 200) -> list[str]:
+        """The distinct campaigns of the latest ``limit`` sends recorded to
+        ``address``, newest first (a compact token's campaign is one of them)."""
+        digest = self.hasher.hash(canonical(address))
+        query = (
+            select(t.sends.c.campaign)
+            .join(t.contacts, t.contacts.c.id == t.sends.c.contact_id)
+            .where(t.contacts.c.address_hash == digest)
+            .order_by(t.sends.c.at.desc(), t.sends.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).scalars().all()
+        return list(dict.fromkeys(c for c in rows if c is not None))
+
     def unsubscribe_hashed(
         self,
         digest: bytes,
@@ -775,9 +880,11 @@ class Ledger(BulkStore, ReviewQueue):
         channel: Channel,
         campaign: str | None = None,
         at: datetime | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Outcome:
         """Unsubscribe someone known only by the keyed hash of their address
-        (erased, or never seen and named by the API's contact key)."""
+        (erased, or never seen and named by the API's contact key). ``details``
+        (who did it) must hold no personal data."""
         scope = self.check_scope(scope)
         at = at or self.now()
         with self._write() as conn:
@@ -792,7 +899,14 @@ class Ledger(BulkStore, ReviewQueue):
                 first = min(held, key=lambda s: s.since)
                 return Outcome(changed=False, scope=scope, since=first.since, reason=first.reason)
             event_id = self._event(
-                conn, contact.id, EventType.UNSUBSCRIBE, channel, scope, at, campaign=campaign
+                conn,
+                contact.id,
+                EventType.UNSUBSCRIBE,
+                channel,
+                scope,
+                at,
+                campaign=campaign,
+                details=details,
             )
             self._suppress(conn, contact.id, scope, Reason.UNSUBSCRIBE, at, event_id)
         return Outcome(
@@ -806,18 +920,27 @@ class Ledger(BulkStore, ReviewQueue):
         channel: Channel,
         at: datetime | None = None,
         digest: bytes | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Outcome:
         """GDPR erasure: forget the clear address, keep only what suppression needs.
 
-        The keyed-hash contact stays suppressed (so the address can never be
-        imported and mailed again); events keep their skeleton (type, channel,
-        scope, time) but lose free text and details. ``digest`` instead of an
-        address erases by the keyed hash alone.
+        The keyed-hash contact stays suppressed for ever (so the address can
+        never be imported and mailed again; no door lifts it); events keep
+        their skeleton (type, channel, scope, time) but lose free text and
+        details; the inbound review queue keeps the address only masked. An
+        address never seen is stored as its keyed hash alone, suppressed
+        (``Outcome.detail`` is ``never_seen``). ``digest`` instead of an
+        address erases by the keyed hash alone. ``details`` (who did it)
+        must hold no personal data.
         """
         address = canonical(address) if address is not None else None
+        digest = digest if digest is not None else self.hasher.hash(address or "")
         at = at or self.now()
         with self._write() as conn:
-            contact = self._contact(conn, address, digest=digest)
+            contact = self._contact(conn, None, digest=digest, create=False)
+            never_seen = contact is None
+            if contact is None:
+                contact = self._contact(conn, None, digest=digest)
             assert contact is not None
             if contact.erased_at is not None:
                 return Outcome(changed=False, scope=ALL, since=contact.erased_at)
@@ -827,11 +950,53 @@ class Ledger(BulkStore, ReviewQueue):
                 .values(reason=None, details=None)
             )
             conn.execute(delete(t.subscriptions).where(t.subscriptions.c.contact_id == contact.id))
-            event_id = self._event(conn, contact.id, EventType.ERASE, channel, ALL, at)
+            event_id = self._event(
+                conn, contact.id, EventType.ERASE, channel, ALL, at, details=details
+            )
             self._suppress(conn, contact.id, ALL, Reason.MANUAL, at, event_id)
             conn.execute(
                 update(t.contacts)
                 .where(t.contacts.c.id == contact.id)
                 .values(address=None, erased_at=at, paused_until=None)
             )
-        return Outcome(changed=True, scope=ALL, since=at, reason=Reason.MANUAL, event_id=event_id)
+            known = address or contact.address
+            if known:
+                self._redact_review(conn, known)
+        self._scrub_files()
+        return Outcome(
+            changed=True,
+            scope=ALL,
+            since=at,
+            reason=Reason.MANUAL,
+            event_id=event_id,
+            detail="never_seen" if never_seen else None,
+        )
+
+
+def _facts_to_lift(
+    lift: Iterable[Reason | str], channel: Channel, scope: str, note: str | None
+) -> frozenset[Reason]:
+    """The complaints and hard bounces an operator asked to lift, checked:
+    only an operator lifts them, on purpose, with a note, for all mail."""
+    chosen = set()
+    for name in lift:
+        try:
+            reason = Reason(name)
+        except ValueError:
+            reason = None
+        if reason not in LIFTABLE_FACTS:
+            raise InvalidInput(
+                f"Only a complaint or a hard bounce can be lifted (not {str(name)!r})."
+            )
+        chosen.add(reason)
+    if not chosen:
+        return frozenset()
+    if channel not in OPERATOR_CHANNELS:
+        raise InvalidInput("Only an operator can lift a complaint or a hard bounce.")
+    if not (note or "").strip():
+        raise InvalidInput("Say why when lifting a complaint or a hard bounce (a note).")
+    if scope != ALL:
+        raise InvalidInput(
+            "A complaint or a hard bounce holds for all mail: lift it without a topic."
+        )
+    return frozenset(r for r in chosen if r is not None)

@@ -1,16 +1,25 @@
-"""Topics: what people can choose to receive (a topic is a scope of consent)."""
+"""Topics: what people can choose to receive (a topic is a scope of consent).
+
+A topic is never deleted, only retired: links name their topic inside the
+token and are never recorded, so any link ever sent may name it years later.
+Two ways in, then: ``topic`` finds a topic retired or not (what a link names
+is always honoured), and ``sendable_topic``/``send_scope`` refuse a retired
+one (new links and sends). ``topics`` lists those people can choose from.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 
-from adieu.errors import InvalidInput, TopicExists, TopicInUse, UnknownTopic
+from adieu.errors import InvalidInput, TopicExists, TopicRetired, UnknownTopic
 from adieu.ledger import schema as t
 from adieu.ledger.base import LedgerBase
 from adieu.ledger.records import Topic
 from adieu.scopes import ALL, TOPIC_KEY
+from adieu.text import checked
 
 
 class TopicStore(LedgerBase):
@@ -19,6 +28,9 @@ class TopicStore(LedgerBase):
     def add_topic(
         self, key: str, name: str, description: str = "", default_opt_in: bool = True
     ) -> Topic:
+        """A new topic, or a retired one back in use (with this name and
+        description; its opt-in default cannot change, so that the choices
+        people made about it keep their meaning)."""
         if key == ALL or not TOPIC_KEY.fullmatch(key):
             raise InvalidInput(
                 f"{key!r} cannot be a topic key: use 1-64 lower-case letters, digits, "
@@ -26,21 +38,35 @@ class TopicStore(LedgerBase):
             )
         if not name.strip() or len(name) > 200:
             raise InvalidInput("A topic needs a name of 1-200 characters.")
+        checked(name, "A topic's name")
+        checked(description, "A topic's description", lines=True)
+        values = {"name": name.strip(), "description": description.strip()}
         with self._write() as conn:
-            exists = conn.execute(select(t.topics.c.id).where(t.topics.c.key == key)).first()
-            if exists:
-                raise TopicExists(key)
-            conn.execute(
-                insert(t.topics).values(
-                    key=key,
-                    name=name.strip(),
-                    description=description.strip(),
-                    default_opt_in=default_opt_in,
-                    created_at=self.now(),
+            found = conn.execute(
+                select(t.topics.c.default_opt_in, t.topics.c.retired_at).where(
+                    t.topics.c.key == key
                 )
-            )
-        self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
-        return Topic(key, name.strip(), description.strip(), default_opt_in)
+            ).first()
+            if found is None:
+                conn.execute(
+                    insert(t.topics).values(
+                        key=key, default_opt_in=default_opt_in, created_at=self.now(), **values
+                    )
+                )
+            elif found.retired_at is None:
+                raise TopicExists(key)
+            elif bool(found.default_opt_in) != default_opt_in:
+                was = "opt-in" if found.default_opt_in else "opt-out"
+                raise InvalidInput(
+                    f"The retired topic {key!r} was {was}; add it again as {was}, so that "
+                    "the choices people made about it keep their meaning."
+                )
+            else:
+                conn.execute(
+                    update(t.topics).where(t.topics.c.key == key).values(retired_at=None, **values)
+                )
+        self._forget_topics()
+        return self.topic(key)
 
     def update_topic(
         self, key: str, *, name: str | None = None, description: str | None = None
@@ -51,48 +77,43 @@ class TopicStore(LedgerBase):
         if name is not None:
             if not name.strip() or len(name) > 200:
                 raise InvalidInput("A topic needs a name of 1-200 characters.")
-            values["name"] = name.strip()
+            values["name"] = checked(name, "A topic's name").strip()
         if description is not None:
+            checked(description, "A topic's description", lines=True)
             values["description"] = description.strip()
         if values:
             with self._write() as conn:
                 conn.execute(update(t.topics).where(t.topics.c.key == key).values(**values))
-        self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
+        self._forget_topics()
         return self.topic(key)
 
-    def delete_topic(self, key: str) -> None:
-        """Remove a topic nobody has a choice or a send recorded for; one in use
-        stays (its history is part of people's consent record)."""
+    def retire_topic(self, key: str) -> Topic:
+        """What deleting a topic does: it leaves the preference center and takes
+        no new links or sends, while every link that names it still
+        unsubscribes. Retiring a retired topic changes nothing."""
         self.topic(key)
         with self._write() as conn:
-            used = (
-                conn.execute(
-                    select(t.suppressions.c.id).where(t.suppressions.c.scope == key).limit(1)
-                ).first()
-                or conn.execute(
-                    select(t.subscriptions.c.topic).where(t.subscriptions.c.topic == key).limit(1)
-                ).first()
-                or conn.execute(select(t.sends.c.id).where(t.sends.c.topic == key).limit(1)).first()
-                or conn.execute(
-                    select(t.events.c.id).where(t.events.c.scope == key).limit(1)
-                ).first()
+            conn.execute(
+                update(t.topics)
+                .where(t.topics.c.key == key, t.topics.c.retired_at.is_(None))
+                .values(retired_at=self.now())
             )
-            if used:
-                raise TopicInUse(key)
-            conn.execute(delete(t.topics).where(t.topics.c.key == key))
-        self._topics.pop(key, None)
-        self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
+        self._forget_topics()
+        return self.topic(key)
 
-    def topics(self) -> list[Topic]:
+    def topics(self, *, retired: bool = False) -> list[Topic]:
+        """The topics people can choose from and new sends may name; with
+        ``retired``, the retired ones too (an operator's listing)."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.topics).order_by(t.topics.c.key))
-            found = [Topic(r.key, r.name, r.description, r.default_opt_in) for r in rows]
+            found = [_topic(r) for r in rows]
         self._topics = {topic.key: topic for topic in found}
         self._topics_loaded_at = self.now()
-        return found
+        return found if retired else [topic for topic in found if not topic.retired]
 
     def topic(self, key: str) -> Topic:
-        """A topic by key, from a cache refreshed every few seconds or on a miss."""
+        """A topic by key, retired or not (a link that names a retired topic is
+        honoured), from a cache refreshed every few seconds or on a miss."""
         fresh = self.now() - self._topics_loaded_at < timedelta(seconds=5)
         if key not in self._topics or not fresh:
             self.topics()
@@ -101,7 +122,28 @@ class TopicStore(LedgerBase):
         except KeyError:
             raise UnknownTopic(key) from None
 
+    def sendable_topic(self, key: str) -> Topic:
+        """A topic a new link or send may name: one that exists and is not retired."""
+        topic = self.topic(key)
+        if topic.retired:
+            raise TopicRetired(key)
+        return topic
+
     def check_scope(self, scope: str | None) -> str:
+        """The scope of a consent record ("all" or a topic, retired or not)."""
         if scope is None or scope == ALL:
             return ALL
         return self.topic(scope).key
+
+    def send_scope(self, scope: str | None) -> str:
+        """The scope of a new link or send ("all" or a topic that is not retired)."""
+        if scope is None or scope == ALL:
+            return ALL
+        return self.sendable_topic(scope).key
+
+    def _forget_topics(self) -> None:
+        self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
+
+
+def _topic(row: Any) -> Topic:
+    return Topic(row.key, row.name, row.description, row.default_opt_in, row.retired_at)

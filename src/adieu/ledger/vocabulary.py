@@ -34,9 +34,17 @@ class Reason(StrEnum):
     IMPORT = "import"
 
 
-#: Reasons that are the person's (or operator's) "no": a resubscribe lifts
-#: them. A hard bounce is a fact about the mailbox and stays.
+#: Reasons that are a "no" to marketing (what "already unsubscribed" reports).
 CONSENT_REASONS = frozenset({Reason.UNSUBSCRIBE, Reason.COMPLAINT, Reason.MANUAL, Reason.IMPORT})
+#: The "no"s a resubscribe lifts: the person's own through their link, or an
+#: operator's for them (docs/REQUIREMENTS.md, "Who may change consent").
+PERSON_REASONS = frozenset({Reason.UNSUBSCRIBE, Reason.MANUAL, Reason.IMPORT})
+#: What only an operator lifts, on purpose, naming it and giving a note: a
+#: complaint (the person told their mailbox provider) and a hard bounce (a
+#: fact about the mailbox that can be wrong). Both hold for all mail.
+LIFTABLE_FACTS = frozenset({Reason.COMPLAINT, Reason.HARD_BOUNCE})
+#: The channels through which an operator acts (and may lift a fact).
+OPERATOR_CHANNELS = frozenset({Channel.API, Channel.CLI})
 
 
 class EventType(StrEnum):
@@ -51,6 +59,9 @@ class EventType(StrEnum):
     ERASE = "erase"
     NOT_SPAM = "not_spam"
     REJECTION = "rejection"
+    #: A returned report that did not prove itself (``ADIEU_INBOUND_TRUST``):
+    #: recorded, and nothing changed.
+    UNVERIFIED = "unverified"
 
 
 class Fact(StrEnum):
@@ -90,3 +101,19 @@ class Frequency(StrEnum):
     EVERY = "every"
     WEEKLY = "weekly"
     MONTHLY = "monthly"
+
+
+class Scope(StrEnum):
+    """What an API key may do. Each scope allows everything the ones before it do:
+    ``read`` (reports, events, looking contacts up), ``send`` (what a sending
+    application needs: links, send checks, recorded sends), ``admin`` (changing
+    consent, topics, suppression lists and webhooks)."""
+
+    READ = "read"
+    SEND = "send"
+    ADMIN = "admin"
+
+    def allows(self, needed: Scope) -> bool:
+        """Whether a key of this scope may do what needs ``needed``."""
+        order = tuple(Scope)
+        return order.index(self) >= order.index(needed)

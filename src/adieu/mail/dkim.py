@@ -2,7 +2,8 @@
 
 Relaxed/relaxed canonicalisation, RSA-SHA256 and optionally Ed25519-SHA256
 (RFC 8463). RFC 8058 §4 requires that List-Unsubscribe and
-List-Unsubscribe-Post are covered by the signature; they (and From) are
+List-Unsubscribe-Post are covered by the signature, RFC 9477 §3.1.4 the
+same of CFBL-Address; they (and From, List-Id, CFBL-Feedback-ID) are
 "over-signed" — named once more than they occur — so that nobody can add a
 second copy without breaking the signature.
 """
@@ -23,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from adieu.errors import InvalidInput, KeyRingError
 
 #: Headers signed when present (RFC 6376 §5.4.1 recommends From, To, Subject,
-#: Date, Message-ID and the MIME headers; RFC 8058 §4 adds the two list ones).
+#: Date, Message-ID and the MIME headers; RFC 8058 §4 adds the two list ones,
+#: RFC 9477 the CFBL ones).
 SIGNED = (
     "from",
     "to",
@@ -38,8 +40,18 @@ SIGNED = (
     "list-unsubscribe",
     "list-unsubscribe-post",
     "feedback-id",
+    "list-id",
+    "cfbl-address",
+    "cfbl-feedback-id",
 )
-OVERSIGNED = ("from", "list-unsubscribe", "list-unsubscribe-post")
+OVERSIGNED = (
+    "from",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "list-id",
+    "cfbl-address",
+    "cfbl-feedback-id",
+)
 
 _WSP = re.compile(rb"[ \t]+")
 _FOLD = re.compile(rb"\r\n(?=[ \t])")

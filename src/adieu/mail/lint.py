@@ -6,7 +6,10 @@ Checks, each with the rule it serves:
 - RFC 8058 §4: when DKIM-signed, a signature covers both headers;
 - R1 / R9: every text and HTML part shows an unsubscribe link, readable (not
   tiny, hidden, same colour as its background, or an image alone) and at the
-  top or bottom of the message rather than lost in the middle.
+  top or bottom of the message rather than lost in the middle;
+- RFC 2919 (a warning): list mail has one List-Id;
+- RFC 9477 (warnings): a CFBL-Address appears once, its domain is From's or
+  below it, and a DKIM signature covers it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 from adieu.i18n import available, gettext
 from adieu.mail.dkim import split_message
-from adieu.mail.stamp import body_parts, parse
+from adieu.mail.stamp import body_parts, cfbl_aligned, parse
 
 ERROR, WARNING = "error", "warning"
 _URI = re.compile(r"<([^>]*)>")
@@ -48,7 +51,10 @@ def lint(data: bytes) -> list[Finding]:
     message = parse(data)
     findings: list[Finding] = []
     url = _check_headers(message, findings)
-    _check_dkim(data, findings)
+    signatures = _signed_names(data)
+    _check_dkim(signatures, findings)
+    _check_list_id(message, findings)
+    _check_cfbl(message, signatures, findings)
     parts = list(body_parts(message))
     if not parts:
         findings.append(
@@ -108,12 +114,13 @@ def _check_headers(message: EmailMessage, findings: list[Finding]) -> str | None
     return https[0] if https else None
 
 
-def _check_dkim(data: bytes, findings: list[Finding]) -> None:
+def _signed_names(data: bytes) -> list[set[str]]:
+    """The header names (h=) of each DKIM signature."""
     fields, _ = split_message(data)
-    signatures = [raw for name, raw in fields if name == b"dkim-signature"]
-    if not signatures:
-        return
-    for raw in signatures:
+    found = []
+    for name, raw in fields:
+        if name != b"dkim-signature":
+            continue
         tags = dict(
             (k.strip(), v)
             for k, _, v in (
@@ -121,12 +128,55 @@ def _check_dkim(data: bytes, findings: list[Finding]) -> None:
                 for t in re.sub(r"\s+", "", raw.decode("latin-1").split(":", 1)[1]).split(";")
             )
         )
-        signed = {h.lower() for h in tags.get("h", "").split(":")}
-        if {"list-unsubscribe", "list-unsubscribe-post"} <= signed:
-            return
+        found.append({h.lower() for h in tags.get("h", "").split(":")})
+    return found
+
+
+def _check_dkim(signatures: list[set[str]], findings: list[Finding]) -> None:
+    if not signatures or any(
+        {"list-unsubscribe", "list-unsubscribe-post"} <= signed for signed in signatures
+    ):
+        return
     findings.append(
         Finding("RFC8058", ERROR, "No DKIM signature covers both List-Unsubscribe headers (h=).")
     )
+
+
+def _check_list_id(message: EmailMessage, findings: list[Finding]) -> None:
+    ids = message.get_all("List-Id") or []
+    if len(ids) > 1:
+        findings.append(Finding("RFC2919", WARNING, "List-Id appears more than once."))
+    elif not ids and message.get("List-Unsubscribe"):
+        findings.append(
+            Finding(
+                "RFC2919",
+                WARNING,
+                "There is no List-Id header: mailbox providers cannot tell this list "
+                "from the sender's others.",
+            )
+        )
+
+
+def _check_cfbl(message: EmailMessage, signatures: list[set[str]], findings: list[Finding]) -> None:
+    fields = message.get_all("CFBL-Address") or []
+    if not fields:
+        return
+    if len(fields) > 1:
+        findings.append(
+            Finding("RFC9477", WARNING, "CFBL-Address appears more than once; it is ignored.")
+        )
+    address = str(fields[0]).split(";", 1)[0].strip()
+    if not cfbl_aligned(address, message):
+        findings.append(
+            Finding(
+                "RFC9477",
+                WARNING,
+                "The CFBL-Address domain is neither the From domain nor below it: receivers "
+                "ignore it unless that domain signs the message too (RFC 9477 §3.1).",
+            )
+        )
+    if signatures and not any("cfbl-address" in signed for signed in signatures):
+        findings.append(Finding("RFC9477", WARNING, "No DKIM signature covers CFBL-Address (h=)."))
 
 
 class _Links(HTMLParser):

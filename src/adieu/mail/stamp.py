@@ -4,6 +4,17 @@
   ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` and ``Feedback-ID``:
   exactly one of each, replacing any the message had, folded by the email
   package's SMTP policy (which also refuses CR/LF in values: no injection).
+- ``List-Id`` (RFC 2919): ``Topic name <topic-key.DOMAIN>``, or for mail to
+  all marketing the sender's name and ``<all.DOMAIN>``. DOMAIN is the host of
+  ``ADIEU_BASE_URL``: a name the sender controls (it serves the unsubscribe
+  pages), the same for every message whatever its From, so a list keeps its
+  id; an IP address or ``localhost`` gives RFC 2919's unmanaged ``localhost``.
+- With ``ADIEU_COMPLAINT_ADDRESS``: ``CFBL-Address: ADDRESS; report=arf`` and
+  ``CFBL-Feedback-ID`` (RFC 9477), the recipient's compact token, so a
+  complaint names its recipient even when the provider strips the rest. Only
+  when ADDRESS's domain is From's or below it (RFC 9477 §3.1.1, §3.1.2): a
+  third-party address would need a second signature, from its own domain,
+  which Adieu cannot make, so it is left out (``adieu lint`` says why).
 - A visible link in every text and HTML body part: the template's
   ``{{ unsubscribe_url }}`` / ``{{ preferences_url }}`` placeholders when it has
   them, otherwise a footer with the single word for "unsubscribe" in the
@@ -13,11 +24,15 @@
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from email import policy
+from email.header import Header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.utils import getaddresses
+from urllib.parse import urlsplit
 
 from adieu.errors import InvalidInput
 from adieu.i18n import gettext, negotiate
@@ -31,7 +46,11 @@ _PLACEHOLDER = {
 }
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
-HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID")
+HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID", "List-Id")
+CFBL_HEADERS = ("CFBL-Address", "CFBL-Feedback-ID")
+#: The List-Id label of mail to all marketing (never a topic key: topics may not be "all").
+ALL_LABEL = "all"
+_PHRASE_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -48,14 +67,62 @@ def feedback_id(campaign: str | None, topic: str | None, sender: str) -> str:
     return ":".join(re.sub(r"[^A-Za-z0-9._-]", "-", p)[:60] for p in parts)
 
 
-def set_headers(message: EmailMessage, link: Link, feedback: str) -> None:
-    """Exactly one List-Unsubscribe, List-Unsubscribe-Post and Feedback-ID.
+def list_id_domain(base_url: str) -> str:
+    """The List-Id namespace: the host of the links' origin (RFC 2919 §3:
+    ``localhost`` when that is no domain name)."""
+    host = (urlsplit(base_url).hostname or "").rstrip(".").lower()
+    try:
+        ipaddress.ip_address(host)
+        return "localhost"
+    except ValueError:
+        return host if "." in host else "localhost"
+
+
+def list_id(name: str, label: str, domain: str) -> str:
+    """``name <label.domain>`` (RFC 2919): the name quoted or RFC 2047-encoded
+    as a phrase needs, the label made a dot-atom."""
+    label = re.sub(r"\.{2,}", ".", label).strip(".") or ALL_LABEL
+    name = " ".join(name.split())
+    if not name:
+        return f"<{label}.{domain}>"
+    if _PHRASE_ATOMS.fullmatch(name):
+        phrase = name
+    elif name.isascii():
+        phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        phrase = Header(name, "utf-8", maxlinelen=76, header_name="List-Id").encode(linesep="\n")
+    return f"{phrase}\n <{label}.{domain}>" if len(phrase) > 50 else f"{phrase} <{label}.{domain}>"
+
+
+def cfbl_aligned(complaint_address: str, message: Message) -> bool:
+    """Whether the complaint address's domain is From's domain or below it
+    (RFC 9477 §3.1.1 and §3.1.2), so From's own DKIM signature covers it."""
+    found = getaddresses([str(v) for v in message.get_all("From") or []])
+    if len(found) != 1:
+        return False
+    author = found[0][1].rpartition("@")[2].rstrip(".").lower()
+    domain = complaint_address.rpartition("@")[2].rstrip(".").lower()
+    return bool(author) and (domain == author or domain.endswith("." + author))
+
+
+def set_headers(
+    message: EmailMessage,
+    link: Link,
+    feedback: str,
+    *,
+    list_id: str | None = None,
+    cfbl: tuple[str, str] | None = None,
+) -> None:
+    """Exactly one List-Unsubscribe, List-Unsubscribe-Post, Feedback-ID and
+    (when given) List-Id; with ``cfbl`` (the complaint address and the
+    feedback id), exactly one CFBL-Address and CFBL-Feedback-ID (otherwise
+    the message's own, if any, are left as they are).
 
     Written raw, never RFC 2047-encoded (mail clients must read the URIs as
     they are): a URI cannot be folded, so the field breaks only between its
     URIs, and stays far below RFC 5322's 998-character limit.
     """
-    for name in HEADERS:
+    for name in HEADERS + (CFBL_HEADERS if cfbl else ()):
         del message[name]
     targets = [t.strip() for t in link.headers["List-Unsubscribe"].split(",")]
     values = {
@@ -63,6 +130,11 @@ def set_headers(message: EmailMessage, link: Link, feedback: str) -> None:
         "List-Unsubscribe-Post": ONE_CLICK,
         "Feedback-ID": feedback,
     }
+    if list_id is not None:
+        values["List-Id"] = list_id
+    if cfbl is not None:
+        values["CFBL-Address"] = f"{cfbl[0]}; report=arf"
+        values["CFBL-Feedback-ID"] = cfbl[1]
     for name, value in values.items():
         if "\r" in value or any(len(line) > 900 for line in value.split("\n")):
             raise InvalidInput(f"The {name} value cannot be written safely.")

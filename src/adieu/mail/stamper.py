@@ -11,30 +11,39 @@ is stamped in full.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
+from email.message import EmailMessage
 
 from adieu.mail.dkim import DKIMKey, DKIMSigner, key_path, load_key
 from adieu.mail.stamp import (
+    ALL_LABEL,
     SMTP,
     Footer,
     body_parts,
+    cfbl_aligned,
     feedback_id,
+    list_id,
+    list_id_domain,
     locale_of,
     parse,
     set_headers,
 )
-from adieu.service import Adieu
+from adieu.scopes import ALL
+from adieu.service import Adieu, Link
 from adieu.tokens import check_campaign
 
 _TEMPLATES = 64
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class _Template:
     data: bytes | None  # None: this message must be stamped in full every time
-    marker: bytes = b""
+    marker: bytes = b""  # where the token goes
+    compact_marker: bytes = b""  # where the compact token goes (mailto, CFBL-Feedback-ID)
     locale: str | None = None
 
 
@@ -44,7 +53,9 @@ class Stamper:
         settings = adieu.settings
         self.footer = Footer(settings.footer_position, settings.emphasis)
         self.signer = signer_for(adieu)
+        self.list_id_domain = list_id_domain(settings.base_url)
         self._templates: OrderedDict[tuple[object, ...], _Template] = OrderedDict()
+        self._unaligned: set[str] = set()
 
     def stamp(
         self,
@@ -66,10 +77,11 @@ class Stamper:
         if template.data is None:
             out = self._stamp_in_full(data, to, topic, campaign, locale)
         else:
-            token = self.adieu.link(
-                to, topic=topic, campaign=campaign, locale=template.locale
-            ).token
-            out = template.data.replace(template.marker, token.encode("ascii"))
+            link = self.adieu.link(to, topic=topic, campaign=campaign, locale=template.locale)
+            out = template.data.replace(template.marker, link.token.encode("ascii"))
+            if template.compact_marker:
+                assert link.compact is not None  # the same settings asked for one
+                out = out.replace(template.compact_marker, link.compact.encode("ascii"))
         return self.signer.sign(out) if self.signer else out
 
     def _stamp_in_full(
@@ -79,9 +91,45 @@ class Stamper:
         message = parse(data)
         locale = locale or locale_of(message, settings.default_locale)
         link = self.adieu.link(to, topic=topic, campaign=campaign, locale=locale)
-        set_headers(message, link, feedback_id(campaign, topic, settings.feedback_sender))
+        self._set_headers(message, link, topic, campaign)
         self.footer.apply(message, link, locale)
         return message.as_bytes(policy=SMTP)
+
+    def _set_headers(
+        self, message: EmailMessage, link: Link, topic: str | None, campaign: str | None
+    ) -> bool:
+        """The list headers of one copy; whether CFBL-Address was set."""
+        settings = self.adieu.settings
+        if topic is None or topic == ALL:
+            name, label = settings.sender_name, ALL_LABEL
+        else:
+            name, label = self.adieu.ledger.topic(topic).name, topic
+        cfbl = None
+        complaint = settings.complaint_address
+        if complaint and link.compact is not None:
+            if cfbl_aligned(complaint, message):
+                cfbl = (complaint, link.compact)
+            else:
+                self._say_unaligned(complaint, message)
+        set_headers(
+            message,
+            link,
+            feedback_id(campaign, topic, settings.feedback_sender),
+            list_id=list_id(name, label, self.list_id_domain),
+            cfbl=cfbl,
+        )
+        return cfbl is not None
+
+    def _say_unaligned(self, complaint: str, message: EmailMessage) -> None:
+        author = str(message.get("From", ""))
+        if author not in self._unaligned:  # once per sender, not once per copy
+            self._unaligned.add(author)
+            log.warning(
+                "CFBL-Address left out: the domain of %s is not the From domain or below it "
+                "(RFC 9477 §3.1), in mail from %s",
+                complaint,
+                author,
+            )
 
     def _prepare(
         self, data: bytes, topic: str | None, campaign: str | None, locale: str | None
@@ -89,17 +137,19 @@ class Stamper:
         settings = self.adieu.settings
         message = parse(data)
         locale = locale or locale_of(message, settings.default_locale)
-        marker = secrets.token_hex(16)  # hex: nothing any encoding would change
-        self.adieu.ledger.check_scope(topic)
+        # hex: nothing any encoding would change
+        marker = secrets.token_hex(16)
+        compact = secrets.token_hex(16)
+        self.adieu.ledger.send_scope(topic)
         check_campaign(campaign)
-        link = self.adieu.link_for_token(marker)
-        set_headers(message, link, feedback_id(campaign, topic, settings.feedback_sender))
+        wants_compact = bool(settings.mailto_domain or settings.complaint_address)
+        link = self.adieu.link_for_token(marker, compact if wants_compact else None)
+        with_cfbl = self._set_headers(message, link, topic, campaign)
         linked = self.footer.apply(message, link, locale)
         parts = list(body_parts(message))
         out = message.as_bytes(policy=SMTP)
-        expected = (1 + bool(settings.mailto_domain)) + sum(
-            str(part.get_payload()).count(marker) for part in parts
-        )
+        expected = 1 + sum(str(part.get_payload()).count(marker) for part in parts)
+        expected_compact = (bool(settings.mailto_domain) + with_cfbl) if wants_compact else 0
         safe = (
             linked == len(parts)
             and all(
@@ -107,9 +157,12 @@ class Stamper:
                 for part in parts
             )
             and out.count(marker.encode()) == expected
-            and data.count(marker.encode()) == 0
+            and out.count(compact.encode()) == expected_compact
+            and data.count(marker.encode()) == data.count(compact.encode()) == 0
         )
-        return _Template(out, marker.encode(), locale) if safe else _Template(None)
+        if not safe:
+            return _Template(None)
+        return _Template(out, marker.encode(), compact.encode() if wants_compact else b"", locale)
 
 
 def signer_for(adieu: Adieu) -> DKIMSigner | None:

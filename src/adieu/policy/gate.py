@@ -59,7 +59,7 @@ class Policy:
         at: datetime | None = None,
     ) -> Decision:
         scope = None if topic in (None, ALL) else topic
-        topic_obj = self.ledger.topic(scope) if scope else None
+        topic_obj = self.ledger.sendable_topic(scope) if scope else None
         state = self.ledger.send_state(address, scope)
         return decide(state, topic_obj, Category(category), at or self.ledger.now())
 
@@ -82,7 +82,7 @@ class Policy:
         """``may_send`` for a batch, in its order, with one query per 1,000
         addresses. An address that is not valid gets ``invalid_address``."""
         scope = None if topic in (None, ALL) else topic
-        topic_obj = self.ledger.topic(scope) if scope else None
+        topic_obj = self.ledger.sendable_topic(scope) if scope else None
         kind = Category(category)
         at = at or self.ledger.now()
         hasher = self.ledger.hasher
@@ -132,6 +132,7 @@ class Policy:
         at: datetime | None = None,
     ) -> Screen:
         """Load who may not be mailed now, for screening many addresses."""
+        self.ledger.send_scope(topic)
         blocked = self.ledger.blocklist(
             topic,
             at or self.ledger.now(),

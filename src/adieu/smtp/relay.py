@@ -3,13 +3,31 @@ change, every marketing message leaves compliant and nobody who has left gets
 mail (R1, R8, R13).
 
 SMTP stays apart from the logic, as in aiosmtpd's own handlers: RCPT asks the
-send policy about each recipient; DATA stamps and signs one copy per
-recipient and hands them to the upstream, answering 250 only once the
-upstream took every copy (RFC 5321 §6.1: once accepted, a message is the
-relay's responsibility) and 451 when it did not, so the client retries.
-When an attempt fails half-way, the copies it did deliver are remembered by
-the message's fingerprint, so the client's retry is not sent twice to the
-same person.
+send policy about each recipient; DATA asks it again for all of them at once
+(someone may have left in between), then stamps and signs one copy per
+recipient and hands them to the upstream.
+
+Each recipient's copy is delivered once, across the client's retries, the
+workers and restarts: which copies were delivered or refused is committed to
+the ledger's database in batched commits, always before the client is
+answered, and the workers share the list of copies under way (``InFlight``).
+``adieu.ledger.relaylog`` states the guarantee and where it ends.
+
+What the client is told, per message (SMTP has one reply to DATA for all its
+recipients):
+
+- ``250`` when every copy was delivered, or refused for good by the upstream
+  (a 5xx for that copy) and recorded in the ledger: as a hard bounce, which
+  stops further mail to the address, or as a rejection, by the same
+  classification inbound bounces get. The sender learns of these from the
+  ledger (``adieu status``, the event feed, webhooks), as it would of a
+  bounce that came back later; the reply says how many there were.
+- a ``5xx`` (the upstream's own code) when it refused every copy for good.
+- ``451`` when any copy could not be handed over now; the retry sends only
+  the copies neither delivered nor refused yet.
+
+A kept upstream connection that was closed or broke is opened again and the
+copy tried once more before any 451 (``adieu.smtp.upstream``).
 """
 
 from __future__ import annotations
@@ -19,13 +37,12 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
-import queue
-import smtplib
+import logging
 import socket
 import ssl
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,30 +50,45 @@ from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from adieu import metrics
-from adieu.errors import AdieuError, InvalidAddress, InvalidInput
+from adieu.addresses import canonical_or_none, mask_all
+from adieu.errors import InvalidAddress, InvalidInput
+from adieu.ledger.relaylog import DELIVERED, PRUNE_CHUNK, REFUSED, RelayLog, Sends, Settle
 from adieu.mail.stamper import Stamper
 from adieu.policy import Category
 from adieu.processes import check_free
 from adieu.secret import Secret
 from adieu.service import Adieu
 from adieu.smtp.replies import (
+    ALL_REFUSED,
     AUTH_REQUIRED,
+    AUTH_THROTTLED,
     BAD_ADDRESS,
     BAD_MESSAGE,
+    DELIVERED_SOME_REFUSED,
+    DELIVERED_TO,
+    NEEDS_SMTPUTF8,
     NOT_WANTED,
     OK,
+    TOO_MANY_RECIPIENTS,
     TRY_LATER,
     printable,
     reply_for,
 )
 from adieu.smtp.server import FastPathSMTP, parse_hostport, parse_networks, run, serve
-from adieu.smtp.upstream import Upstream, UpstreamConfig
-from adieu.tokens import ALL
+from adieu.smtp.upstream import (
+    NO_SMTPUTF8,
+    Refusal,
+    Upstream,
+    UpstreamConfig,
+    UpstreamRefused,
+    UpstreamUnavailable,
+)
 
 __all__ = [
+    "STAMP_HEADROOM",
     "RelayConfig",
     "RelayHandler",
     "RelaySMTP",
@@ -66,15 +98,14 @@ __all__ = [
     "run_relay",
 ]
 
+log = logging.getLogger("adieu.smtp")
+
 _CONTROL = ("X-Adieu-Category", "X-Adieu-Topic", "X-Adieu-Campaign")
 
-
-def _fingerprint(envelope: Envelope) -> str:
-    digest = hashlib.sha256()
-    digest.update((envelope.mail_from or "").encode("utf-8", "replace") + b"\0")
-    digest.update(("\0".join(sorted(envelope.rcpt_tos))).encode("utf-8", "replace") + b"\0")
-    digest.update(envelope.original_content or b"")
-    return digest.hexdigest()
+#: What stamping may add to a message (unsubscribe headers, the footer in
+#: every body part, the DKIM signature): the SIZE the relay advertises stays
+#: this far below the upstream's, so a stamped copy still fits.
+STAMP_HEADROOM = 16 * 1024
 
 
 class DecisionCounts(Counter[str]):
@@ -86,6 +117,71 @@ class DecisionCounts(Counter[str]):
         super().__setitem__(key, value)
         if grown > 0:
             metrics.RELAY_DECISIONS.labels(key).inc(grown)
+
+
+class InFlight:
+    """The copies being delivered right now, by message fingerprint and
+    recipient, in shared memory: made before the workers are forked, it is
+    the same for all of them. A second attempt of a message still under way
+    (a client that gave up waiting and sent it again) is answered 451 instead
+    of sending the copies the first attempt is sending (``adieu.ledger.relaylog``).
+
+    Open addressing over ``slots`` entries of (a 64-bit tag of the copy, an
+    expiry time), behind one lock shared by processes and threads; an entry
+    a stopped worker left behind expires after ``hold`` seconds. A copy that
+    finds no room nearby goes ahead (nothing is refused for lack of room).
+    """
+
+    _PROBE = 8  # entries looked at per copy: the table is mostly empty
+
+    def __init__(self, slots: int = 8192, hold: float = 3600.0) -> None:
+        import ctypes
+        import multiprocessing
+
+        self._slots = slots
+        self._hold_ms = int(hold * 1000)
+        self._lock = multiprocessing.Lock()
+        self._table = multiprocessing.RawArray(ctypes.c_uint64, 2 * slots)
+
+    @staticmethod
+    def _tags(fingerprint: bytes, recipients: Sequence[bytes]) -> list[int]:
+        return [
+            int.from_bytes(hashlib.blake2b(fingerprint + r, digest_size=8).digest(), "big") | 1
+            for r in recipients
+        ]  # never 0, the empty entry
+
+    def enter(self, fingerprint: bytes, recipients: Sequence[bytes]) -> bool:
+        """Note these copies as under way; False (and nothing noted) when any
+        of them already is."""
+        tags = self._tags(fingerprint, recipients)
+        now = int(time.time() * 1000)
+        table = self._table
+        with self._lock:
+            free: list[int] = []
+            for tag in tags:
+                slot = -1
+                for step in range(self._PROBE):
+                    at = 2 * ((tag + step) % self._slots)
+                    held, until = table[at], table[at + 1]
+                    if held == tag and until > now:
+                        return False
+                    if slot < 0 and (held == 0 or until <= now) and at not in free:
+                        slot = at
+                free.append(slot)
+            for tag, at in zip(tags, free, strict=True):
+                if at >= 0:
+                    table[at], table[at + 1] = tag, now + self._hold_ms
+        return True
+
+    def leave(self, fingerprint: bytes, recipients: Sequence[bytes]) -> None:
+        table = self._table
+        with self._lock:
+            for tag in self._tags(fingerprint, recipients):
+                for step in range(self._PROBE):
+                    at = 2 * ((tag + step) % self._slots)
+                    if table[at] == tag:
+                        table[at], table[at + 1] = 0, 0
+                        break
 
 
 @dataclass
@@ -102,6 +198,17 @@ class RelayConfig:
     upstream_password: Secret | None = None
     upstream_tls: str = "starttls"  # "starttls", "implicit" or "none"
     upstream_ca_file: str | None = None
+    #: Recipients taken in one transaction (ADIEU_RELAY_MAX_RECIPIENTS).
+    max_recipients: int = 100
+    #: Failed logins from one client address count for this many seconds; after
+    #: ``auth_slow_after`` of them each attempt waits (``auth_delay``, doubling),
+    #: after ``auth_lock_after`` the client is disconnected until they expire.
+    auth_window: float = 900.0
+    auth_delay: float = 1.0
+    auth_slow_after: int = 3
+    auth_lock_after: int = 10
+    #: Messages under way, shared by the workers forked after it was made.
+    in_flight: InFlight = field(default_factory=InFlight, repr=False)
     counts: Counter[str] = field(default_factory=DecisionCounts, repr=False)
 
     @property
@@ -119,19 +226,33 @@ class RelayConfig:
 
 
 class RelayHandler:
-    """The aiosmtpd handler: policy at RCPT, stamping and forwarding at DATA."""
+    """The aiosmtpd handler: policy at RCPT and DATA, stamping and forwarding at DATA."""
 
     def __init__(self, adieu: Adieu, config: RelayConfig) -> None:
         self.adieu = adieu
         self.config = config
         self.stamper = Stamper(adieu)
         self.counts = config.counts
-        self._delivered: OrderedDict[str, set[str]] = OrderedDict()
-        self.sends = SendLog(adieu)
+        self.book = Bookkeeper(adieu.relay_log)
         self.upstream = Upstream(config.upstream_config)
+        self.logins = LoginThrottle(config)
         # Forwarding waits on the upstream most of the time: enough threads
         # that messages do not queue behind each other.
         self._workers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="adieu-relay")
+
+    def learn_upstream(self) -> None:
+        """Ask the upstream what it offers (SIZE, SMTPUTF8) before serving;
+        an upstream down now is asked again with the first message."""
+        if self.upstream.probe() is None:
+            log.warning("the upstream does not answer yet; the first message will ask again")
+
+    def size_limit(self, configured: int) -> int:
+        """The SIZE to advertise: ``--size-limit``, or less when the upstream
+        takes less (with room for what stamping adds)."""
+        features = self.upstream.features
+        if features is None or features.size is None:
+            return configured
+        return max(min(configured, features.size - STAMP_HEADROOM), 1024)
 
     # -- who may use the relay (never an open relay) -------------------------
 
@@ -148,16 +269,38 @@ class RelayHandler:
         ):
             return AuthResult(success=True)
         self.counts["auth_failed"] += 1
+        self.logins.failed(_client(session))
         return AuthResult(success=False, handled=False)
+
+    async def handle_AUTH(
+        self, server: SMTP, session: Session, envelope: Envelope, args: list[str]
+    ) -> Any:
+        """Before each AUTH: a client that keeps failing waits, then is
+        disconnected, whatever password it brings, until its failures expire."""
+        failures = self.logins.failures(_client(session))
+        if failures >= self.config.auth_lock_after:
+            self.counts["auth_throttled"] += 1
+            await server.push(AUTH_THROTTLED)
+            if server.transport is not None:
+                server.transport.close()
+            return None  # answered here
+        delay = self.logins.delay(failures)
+        if delay:
+            await asyncio.sleep(delay)
+        return MISSING  # on to aiosmtpd's own AUTH
 
     def _trusted(self, session: Session) -> bool:
         if session.authenticated:
             return True
-        host = session.peer[0] if isinstance(session.peer, tuple) else session.peer
         try:
-            peer = ipaddress.ip_address(str(host).split("%")[0])
-        except (ValueError, IndexError, TypeError):
+            peer = ipaddress.ip_address(_client(session).split("%")[0])
+        except ValueError:
             return False
+        if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+            # An IPv4 client of a socket on [::] shows as ::ffff:a.b.c.d.
+            return any(
+                p in network for p in (peer, peer.ipv4_mapped) for network in self.config.allow
+            )
         return any(peer in network for network in self.config.allow)
 
     async def handle_MAIL(
@@ -176,6 +319,19 @@ class RelayHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         config = self.config
+        if len(envelope.rcpt_tos) >= config.max_recipients:
+            self.counts["refused:too_many_recipients"] += 1
+            return TOO_MANY_RECIPIENTS
+        if not address.isascii():
+            features = self.upstream.features
+            if not envelope.smtp_utf8:
+                self.counts["refused:needs_smtputf8"] += 1
+                return NEEDS_SMTPUTF8.format(
+                    address=printable(address), why="MAIL FROM did not ask for SMTPUTF8"
+                )
+            if features is not None and not features.smtputf8:
+                self.counts["refused:no_smtputf8_upstream"] += 1
+                return NEEDS_SMTPUTF8.format(address=printable(address), why=NO_SMTPUTF8)
         try:
             # One indexed read (tens of microseconds): cheaper in the loop than
             # a hop to a thread that may be busy forwarding a message.
@@ -200,6 +356,12 @@ class RelayHandler:
             # SMTP smuggling hides a second message behind <LF>.<LF>; refuse any bare LF/CR.
             self.counts["refused:bare_lf"] += 1
             return BAD_MESSAGE.format(why="Bare LF or CR in the message: end every line with CRLF")
+        if b"\0" in content:
+            # RFC 5322 §2.1: a message's characters run from 1 to 127 (UTF-8
+            # beyond, RFC 6532); NUL is none, and receivers treat it each their
+            # own way (another lever for smuggling).
+            self.counts["refused:nul"] += 1
+            return BAD_MESSAGE.format(why="NUL characters are not allowed in a message")
         if not envelope.rcpt_tos:
             return OK  # every recipient was dropped
         try:
@@ -214,8 +376,10 @@ class RelayHandler:
         return reply_for(error)
 
     def _deliver(self, envelope: Envelope, content: bytes) -> str:
-        # The raw header values are all that is needed here (no header objects).
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(content)
+        # The raw header values are all that is needed here (no header
+        # objects), and only the header block is read.
+        head = content.partition(b"\r\n\r\n")[0]
+        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(head + b"\r\n\r\n")
         if not headers.get("From"):
             raise InvalidInput("The message has no From header")
         category = str(headers.get("X-Adieu-Category") or self.config.category).strip().lower()
@@ -223,103 +387,332 @@ class RelayHandler:
             raise InvalidInput("X-Adieu-Category must be marketing or transactional")
         topic = str(headers.get("X-Adieu-Topic") or self.config.topic or "").strip() or None
         campaign = str(headers.get("X-Adieu-Campaign") or "").strip() or None
-        cleaned = _without_control_headers(content)
-        # Copies a failed earlier attempt of this very message already delivered.
-        fingerprint = _fingerprint(envelope)
-        done = set(self._delivered.pop(fingerprint, ()))
-        copies: list[tuple[str, bytes]] = []
-        for recipient in envelope.rcpt_tos:
-            if recipient in done:
-                continue
-            # The message's own topic or category may be narrower than the
-            # relay's default that RCPT used: ask again, drop who may not get it.
-            if (topic, category) != (
-                self.config.topic,
-                self.config.category,
-            ) and not self.adieu.policy.may_send(recipient, topic or ALL, category):
+        sender = envelope.mail_from or ""
+        # Everyone again, at once: someone may have left since RCPT, and the
+        # message may name a narrower topic or category than RCPT asked about.
+        recipients = list(dict.fromkeys(envelope.rcpt_tos))
+        decisions = self.adieu.policy.check_many(recipients, topic, category)
+        keys: dict[bytes, str] = {}
+        hasher = self.adieu.hasher
+        for recipient, decision in zip(recipients, decisions, strict=True):
+            if not decision:
                 self.counts["dropped:policy_at_data"] += 1
                 continue
-            copies.append(
-                (recipient, self.stamper.stamp(cleaned, recipient, topic=topic, campaign=campaign))
-            )
-        delivered = self._forward(envelope.mail_from or "", copies, done)
-        if delivered:
-            self.sends.put((category, topic, campaign, delivered))
-        if len(delivered) < len(copies):  # some copy was not taken: nothing is acknowledged
-            self.counts["upstream_failed"] += 1
-            self._delivered[fingerprint] = done
-            while len(self._delivered) > 10_000:
-                self._delivered.popitem(last=False)
+            keys.setdefault(hasher.hash(canonical_or_none(recipient) or recipient), recipient)
+        if not keys:
+            return DELIVERED_TO.format(count=0)
+        fingerprint = self._fingerprint(sender, content)
+        in_flight = self.config.in_flight
+        if not in_flight.enter(fingerprint, list(keys)):
+            # Another attempt of this message is delivering these copies right now.
+            self.counts["busy"] += 1
             return TRY_LATER
-        self.counts["delivered"] += len(delivered)
-        return f"250 2.0.0 Accepted for {len(delivered)} recipient(s)"
+        try:
+            return self._attempt(envelope, content, fingerprint, keys, category, topic, campaign)
+        finally:
+            in_flight.leave(fingerprint, list(keys))
 
-    def _forward(self, sender: str, copies: list[tuple[str, bytes]], done: set[str]) -> list[str]:
-        """Hand each copy to the upstream; the recipients it accepted.
-
-        Each worker thread keeps its upstream connection open between messages.
-        """
+    def _attempt(
+        self,
+        envelope: Envelope,
+        content: bytes,
+        fingerprint: bytes,
+        keys: dict[bytes, str],
+        category: str,
+        topic: str | None,
+        campaign: str | None,
+    ) -> str:
+        """One attempt of a message: the copies not delivered or refused
+        before, each stamped and handed over; what happened recorded durably,
+        then the answer (see the module's docstring)."""
+        sender = envelope.mail_from or ""
+        known = self.adieu.relay_log.known(fingerprint, list(keys))
+        before = Counter(known.get(key) for key in keys)
+        outcomes: dict[bytes, str] = {}
         delivered: list[str] = []
-        for recipient, data in copies:
+        refused: list[tuple[str, Refusal]] = []
+        recorded: list[Refusal] = []
+        later = 0
+        try:
+            cleaned = _without_control_headers(content)
+            reachable = True
+            for key, recipient in keys.items():
+                if key in known:
+                    continue
+                if not reachable:
+                    later += 1
+                    continue
+                copy = self.stamper.stamp(cleaned, recipient, topic=topic, campaign=campaign)
+                try:
+                    self.upstream.send(
+                        sender,
+                        recipient,
+                        copy,
+                        smtputf8=bool(envelope.smtp_utf8),
+                        eightbit=not copy.isascii(),
+                    )
+                except UpstreamRefused as exc:
+                    if exc.refusal.permanent:
+                        refused.append((recipient, exc.refusal))
+                    else:
+                        later += 1
+                    continue
+                except UpstreamUnavailable:
+                    later += 1
+                    reachable = False  # the others wait for the retry
+                    continue
+                outcomes[key] = DELIVERED
+                delivered.append(recipient)
+            recorded = self._record_refusals(refused, campaign, keys, outcomes)
+            later += len(refused) - len(recorded)
+        except BaseException:
+            # Failed half-way: what went is recorded all the same, so the retry skips it.
+            self._settle(fingerprint, outcomes, delivered, category, topic, campaign)
+            raise
+        # Durable before the client hears anything (adieu.ledger.relaylog).
+        self._settle(fingerprint, outcomes, delivered, category, topic, campaign)
+        if delivered:
+            self.counts["delivered"] += len(delivered)
+        if later:
+            self.counts["upstream_failed"] += 1
+            return TRY_LATER
+        taken = len(delivered) + before[DELIVERED]
+        if taken == 0 and (recorded or before[REFUSED]):
+            first = recorded[0] if recorded else None
+            return ALL_REFUSED.format(
+                code=first.code if first else 554,
+                status=(first.status if first else "") or "5.0.0",
+                why=printable(first.text if first else "refused before (see the ledger)"),
+            )
+        if recorded or before[REFUSED]:
+            return DELIVERED_SOME_REFUSED.format(
+                count=taken, refused=len(recorded) + before[REFUSED]
+            )
+        return DELIVERED_TO.format(count=taken)
+
+    def _fingerprint(self, sender: str, content: bytes) -> bytes:
+        """The message as the client sent it, keyed like the addresses (so the
+        table cannot confirm a guessed message)."""
+        digest = hashlib.sha256(content).hexdigest()
+        return self.adieu.hasher.hash(f"relay\0{sender}\0{digest}")
+
+    def _record_refusals(
+        self,
+        refused: list[tuple[str, Refusal]],
+        campaign: str | None,
+        keys: dict[bytes, str],
+        outcomes: dict[bytes, str],
+    ) -> list[Refusal]:
+        """Record each permanent refusal as inbound bounces are recorded; the
+        refusals recorded (one that cannot be recorded now is tried again)."""
+        if not refused:
+            return []
+        from adieu.feedback.classify import bounce_kind
+        from adieu.ledger import Channel, EventType
+
+        ledger = self.adieu.ledger
+        by_address = {recipient: key for key, recipient in keys.items()}
+        recorded: list[Refusal] = []
+        for recipient, refusal in refused:
+            # A refusal of the envelope sender says nothing about the recipient.
+            kind = (
+                "rejection"
+                if refusal.stage == "mail"
+                else bounce_kind(refusal.status, refusal.text)
+            )
+            if kind not in ("hard_bounce", "soft_bounce"):
+                kind = "rejection"
+            details = {
+                "via": "relay",
+                "stage": refusal.stage,
+                "code": refusal.code,
+                "status": refusal.status,
+                "diagnostic": mask_all(refusal.text)[:500],
+            }
             try:
-                self.upstream.send(sender, recipient, data)
-            except (smtplib.SMTPException, OSError):
-                self.upstream.drop()
-                return delivered
-            delivered.append(recipient)
-            done.add(recipient)
-        return delivered
+                if kind in ("hard_bounce", "soft_bounce"):
+                    ledger.record_bounce(
+                        recipient, hard=kind == "hard_bounce", campaign=campaign, details=details
+                    )
+                else:
+                    ledger.record_event(
+                        recipient, EventType.REJECTION, channel=Channel.BOUNCE, details=details
+                    )
+            except Exception as exc:  # asked again with the retry
+                log.warning("cannot record a refusal now: %s", type(exc).__name__)
+                continue
+            outcomes[by_address[recipient]] = REFUSED
+            self.counts[f"upstream:{kind}"] += 1
+            recorded.append(refusal)
+        return recorded
+
+    def _settle(
+        self,
+        fingerprint: bytes,
+        outcomes: dict[bytes, str],
+        delivered: list[str],
+        category: str,
+        topic: str | None,
+        campaign: str | None,
+    ) -> None:
+        if delivered:
+            self.book.sent(Sends(delivered, category, topic, campaign))
+        try:
+            self.book.settle(Settle(fingerprint, outcomes))
+        except Exception as exc:
+            # The copies went and their rows are missing: when nothing is left
+            # to send the client is answered as it would have been, and no
+            # retry comes; otherwise its retry may send them again.
+            log.warning("cannot record delivered copies now: %s", type(exc).__name__)
 
     def close(self) -> None:
-        """Close the kept upstream connections and record the last sends."""
-        self.upstream.close()
+        """Let the attempts under way finish, close the kept upstream
+        connections and record the last sends."""
         self._workers.shutdown(wait=True)
-        self.sends.close()
+        self.upstream.close()
+        self.book.close()
 
 
-class SendLog:
-    """Records delivered copies for the frequency caps, in batches.
+def _client(session: Session) -> str:
+    host = session.peer[0] if isinstance(session.peer, tuple) else session.peer
+    return str(host)
 
-    A thread writes what has gathered every ``interval`` seconds in one
-    transaction, so the relay does not wait for a durable commit per message;
-    ``close`` writes the rest.
+
+class LoginThrottle:
+    """Failed logins per client address within a sliding window."""
+
+    def __init__(self, config: RelayConfig, keep: int = 10_000) -> None:
+        self._config = config
+        self._keep = keep
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def failures(self, client: str) -> int:
+        with self._lock:
+            times = self._failures.get(client)
+            if times is None:
+                return 0
+            horizon = time.monotonic() - self._config.auth_window
+            while times and times[0] < horizon:
+                times.popleft()
+            if not times:
+                del self._failures[client]
+            return len(times)
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            if client not in self._failures and len(self._failures) >= self._keep:
+                self._failures.pop(next(iter(self._failures)))  # the oldest client
+            self._failures.setdefault(client, deque(maxlen=1000)).append(time.monotonic())
+
+    def delay(self, failures: int) -> float:
+        config = self._config
+        if failures < config.auth_slow_after:
+            return 0.0
+        return float(min(config.auth_delay * 2 ** (failures - config.auth_slow_after), 30.0))
+
+
+class _Waiter:
+    __slots__ = ("done", "error", "lead", "settle")
+
+    def __init__(self, settle: Settle) -> None:
+        self.settle = settle
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        #: Set when this caller is to commit the next batch itself.
+        self.lead = False
+
+
+class Bookkeeper:
+    """Writes what attempts did to the ledger's database, in group commits.
+
+    The forwarding thread that finds no commit under way commits its own
+    attempt, and with it whatever the other threads finished meanwhile; the
+    others wait, and the first of those that arrived during a commit leads
+    the next one. Each caller returns once its attempt is committed (durable
+    before the client is answered); a failed batch is tried twice more, then
+    its callers get the error. A thread of its own writes the sends (for the
+    frequency caps and the report, no waiting) every ``interval`` seconds and
+    the rest on ``close``, and now and then prunes rows past their time.
     """
 
-    def __init__(self, adieu: Adieu, interval: float = 0.2) -> None:
-        self._ledger = adieu.ledger
-        self._queue: queue.SimpleQueue[tuple[str, str | None, str | None, list[str]] | None] = (
-            queue.SimpleQueue()
-        )
+    def __init__(self, log: RelayLog, *, interval: float = 0.2, prune_every: float = 600.0) -> None:
+        self._log = log
         self._interval = interval
-        self._thread = threading.Thread(target=self._run, name="adieu-sendlog", daemon=True)
+        self._prune_every = prune_every
+        self._lock = threading.Lock()
+        self._waiting: list[_Waiter] = []
+        self._leading = False
+        self._sends: list[Sends] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="adieu-relaylog", daemon=True)
         self._thread.start()
 
-    def put(self, item: tuple[str, str | None, str | None, list[str]]) -> None:
-        self._queue.put(item)
+    def settle(self, settle: Settle) -> None:
+        """Record ``settle`` durably; returns once it is committed."""
+        if not settle.outcomes:
+            return
+        me = _Waiter(settle)
+        with self._lock:
+            self._waiting.append(me)
+            me.lead = not self._leading
+            self._leading = True
+        if not me.lead:
+            me.done.wait()  # committed by another thread, or asked to lead
+        if me.lead:
+            self._lead()
+        if me.error is not None:
+            raise me.error
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+        error: BaseException | None = None
+        for pause in (0.05, 0.25, None):
+            try:
+                self._log.settle([w.settle for w in batch])
+                error = None
+                break
+            except Exception as exc:
+                error = exc
+                if pause is not None:
+                    time.sleep(pause)
+        with self._lock:
+            if self._waiting:
+                self._waiting[0].lead = True  # the next batch is theirs to commit
+                self._waiting[0].done.set()
+            else:
+                self._leading = False
+        for waiter in batch:
+            waiter.error = error
+            waiter.lead = False
+            waiter.done.set()
+
+    def sent(self, sends: Sends) -> None:
+        """Record ``sends`` with the next batch of sends."""
+        with self._lock:
+            self._sends.append(sends)
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            time.sleep(self._interval)
-            batches: dict[tuple[str, str | None, str | None], list[str]] = {}
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    continue
-                category, topic, campaign, addresses = item
-                batches.setdefault((category, topic, campaign), []).extend(addresses)
-            for (category, topic, campaign), addresses in batches.items():
-                with contextlib.suppress(AdieuError):
-                    self._ledger.record_sends(
-                        addresses, category=category, topic=topic, campaign=campaign
-                    )
+        next_prune = time.monotonic() + 60
+        stopping = False
+        while not stopping:
+            stopping = self._stop.wait(self._interval)
+            with self._lock:
+                sends, self._sends = self._sends, []
+            if sends:
+                with contextlib.suppress(Exception):  # counts, not consent: never a failure
+                    self._log.record_sends(sends)
+            if not stopping and time.monotonic() >= next_prune:
+                more = False
+                with contextlib.suppress(Exception):
+                    # One chunk at a time; again soon if more is due.
+                    more = self._log.prune(rounds=1) >= PRUNE_CHUNK
+                next_prune = time.monotonic() + (1 if more else self._prune_every)
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Write the sends that are left and stop."""
+        self._stop.set()
         self._thread.join(timeout=30)
 
 
@@ -355,7 +748,7 @@ def make_smtp(
     """The aiosmtpd server for one relay connection, with Adieu's limits."""
     return FastPathSMTP(
         handler,
-        data_size_limit=size_limit,
+        data_size_limit=handler.size_limit(size_limit),
         enable_SMTPUTF8=True,
         hostname=hostname,
         tls_context=tls,
@@ -395,6 +788,7 @@ def run_relay(
             start_http_server(metrics_at[1] + index, addr=metrics_at[0], registry=metrics.REGISTRY)
         handler = make_handler()
         try:
+            handler.learn_upstream()
             asyncio.run(serve(lambda: make_smtp(handler, tls=tls, size_limit=size_limit), sock))
         finally:
             handler.close()

@@ -26,6 +26,20 @@ TRY_LATER = "451 4.4.1 The next hop did not take the message; please try again l
 LOCAL_ERROR = "451 4.3.0 {why}"
 CANNOT_RECORD = "451 4.3.0 Cannot record this now; please try again later"
 CANNOT_DECIDE = "451 4.3.0 Cannot decide this now; please try again later"
+# RFC 5321 §4.5.3.1.8: the client sends the other recipients in another transaction.
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+# RFC 6531 §3.7.4.1 and RFC 3463's 5.6.7 (address not representable).
+NEEDS_SMTPUTF8 = "553 5.6.7 <{address}> is an internationalised address: {why}"
+# After too many failed logins from one client address (and then the connection closes).
+AUTH_THROTTLED = "421 4.7.0 Too many failed authentication attempts; try again later"
+# The relay's answer to DATA (see adieu.smtp.relay): per recipient, the copy
+# was delivered, or refused for good by the next hop and recorded in the ledger.
+DELIVERED_TO = "250 2.0.0 Accepted for {count} recipient(s)"
+DELIVERED_SOME_REFUSED = (
+    "250 2.0.0 Accepted for {count} recipient(s); {refused} refused for good by the next hop"
+    " (recorded in the ledger)"
+)
+ALL_REFUSED = "{code} {status} The next hop refused every recipient: {why}"
 
 
 def printable(text: str) -> str:

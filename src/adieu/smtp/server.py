@@ -78,13 +78,42 @@ def run(
 
 
 def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
+    """``HOST:PORT``, ``[IPv6]:PORT``, or a host alone (``default_port``): the
+    host (an IP address or a host name) and a port from 1 to 65535, or
+    InvalidInput saying in one sentence what is wrong."""
+    text = value.strip()
+    port_text: str | None
+    if text.startswith("["):
+        host, closed, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else None
+        if not closed or (rest and port_text is None):
+            raise InvalidInput(f"{value!r} is not HOST:PORT (or [IPv6 address]:PORT).")
+    elif text.count(":") > 1:  # an IPv6 address alone
+        host, port_text = text, None
+    else:
+        host, colon, port_text = text.partition(":")
+        port_text = port_text if colon else None
+    port = default_port
+    if port_text is not None:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+            raise InvalidInput(f"{value!r}: the port must be a number from 1 to 65535.")
+        port = int(port_text)
     if not host:
-        return value, default_port
+        raise InvalidInput(
+            f"{value!r} names no host: give one, such as 127.0.0.1:{port} (0.0.0.0 for all)."
+        )
     try:
-        return host.strip("[]"), int(port)
+        ipaddress.ip_address(host)
     except ValueError:
-        raise InvalidInput(f"{value!r} is not HOST:PORT.") from None
+        try:
+            name = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            name = ""
+        if not re.fullmatch(r"(?=.{1,253}\Z)[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?", name):
+            raise InvalidInput(
+                f"{value!r}: {host!r} is not an IP address or a host name."
+            ) from None
+    return host, port
 
 
 def parse_networks(values: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

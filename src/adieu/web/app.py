@@ -8,6 +8,7 @@ and metrics, and the error map (``errors``) that answers every failure.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import mimetypes
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from adieu import __version__
 from adieu.errors import InvalidToken
@@ -32,6 +34,7 @@ from adieu.web.admin.api import build_router
 from adieu.web.admin.auth import Authenticator, bearer, client_of
 from adieu.web.commit import GroupCommit
 from adieu.web.errors import Failure, FormRefused
+from adieu.web.limits import BodyLimit
 from adieu.web.oneclick import OneClick
 from adieu.web.pages import PublicPages
 from adieu.web.render import Pages, Palette
@@ -52,10 +55,23 @@ SECURITY_HEADERS = {
 API_DESCRIPTION = """The operator's API: links and send checks for senders, contacts and
 their consent history, topics, suppression lists, the event feed, the report
 and webhooks. Every call needs `Authorization: Bearer <API key>`
-(`adieu apikey create`); errors share one shape, `{"error": {"status", "code",
+(`adieu apikey create --scope read|send|admin`) whose scope allows it: `read`
+reads, `send` also makes links, checks and records sends, only `admin` changes
+consent, topics, suppression lists and webhooks (403 `insufficient_scope`
+otherwise). Errors share one shape, `{"error": {"status", "code",
 "message"}}`. Addresses never go in URLs: a contact is named by its key."""
 
 LOGO_TYPES = {".png", ".svg", ".jpg", ".jpeg", ".webp"}
+
+#: FastAPI's own OpenTelemetry hooks, off: Adieu's metrics are its own
+#: (``/metrics``, no addresses), the hooks would hand request bodies and
+#: exception messages (addresses) to whatever exporter the environment sets
+#: up, and asking the environment about them cost a tenth of each one-click.
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
@@ -81,12 +97,21 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
         redoc_url=None,
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        **_NO_TELEMETRY,
     )
     pages = Pages(adieu)
     palette = Palette.from_brand(adieu.settings.brand_colour)
     committer = GroupCommit(adieu.ledger)
     app.add_middleware(OneClick, adieu=adieu, committer=committer, pages=pages)
-    app.add_middleware(SecurityHeaders)  # outside OneClick, so it covers it too
+    # In front of everything that reads a body (one-click, sign-in, the API's
+    # parsing): each door's size limit, enforced as the bytes arrive.
+    app.add_middleware(BodyLimit)
+    # Outside OneClick, so it covers it too; HSTS when the links are https.
+    app.add_middleware(SecurityHeaders, https=adieu.settings.base_url.startswith("https://"))
+    if adieu.settings.proxies:
+        # The client's address (for the failed-attempt limit) and scheme come
+        # from X-Forwarded-For/-Proto only when a trusted proxy sent them.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=adieu.settings.proxies)
     app.add_middleware(Timed)  # outermost: the latency a client sees
     exposition = Exposition(LedgerCollector(adieu.stats, adieu.outbox, adieu.ledger.now))
 
@@ -168,12 +193,17 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     return app
 
 
+#: Sent when the base URL is https: browsers then never use plain http here.
+HSTS = "max-age=31536000"
+
+
 class SecurityHeaders:
     """Adds the security headers to every response (plain ASGI: no overhead)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, https: bool = False) -> None:
         self.app = app
-        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if https else {})}
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -191,5 +221,7 @@ class SecurityHeaders:
 
 
 def app_from_environment() -> FastAPI:
-    """The app with settings from the environment (``uvicorn --factory``)."""
+    """The app with settings from the environment (``uvicorn --factory``; give
+    uvicorn ``--no-proxy-headers``: the app believes X-Forwarded-For from
+    ADIEU_TRUSTED_PROXIES itself, and uvicorn's default trusts any local client)."""
     return create_app(Adieu())

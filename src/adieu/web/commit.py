@@ -60,9 +60,17 @@ def from_link(
         scope,
         channel=channel,
         campaign=payload.campaign,
-        details={
-            "token_issued_at": iso(payload.issued_at),
-            "key_id": payload.key_id,
-            "shown": shown,
-        },
+        details=link_details(payload, shown),
     )
+
+
+def link_details(payload: TokenPayload, shown: str) -> dict[str, str | int]:
+    """What a change made through a link records: that it came through a
+    link, when that link was minted and with which key, and what was shown,
+    so a reviewer tells a person's click from an operator's act."""
+    return {
+        "via": "link",
+        "token_issued_at": iso(payload.issued_at),
+        "key_id": payload.key_id,
+        "shown": shown,
+    }

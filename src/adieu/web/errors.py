@@ -12,6 +12,11 @@ a traceback (the server logs it).
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import sys
+import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +32,12 @@ from adieu.i18n import admin_text as _
 SCHEMA_MISMATCH = _("The request does not match the API's schema.")
 INTERNAL_ERROR = _("Something went wrong on our side. Please retry.")
 UNAVAILABLE = _("The ledger cannot be reached just now. Nothing was changed; please retry.")
+FORM_TOO_LARGE = _("That form is too large.")
+BODY_TOO_LARGE = _("The request body is over the limit of {limit} bytes.")
 RETRY_AFTER_S = 5
+#: Storage trouble is logged at most once in this many seconds.
+UNAVAILABLE_LOG_S = 5.0
+log = logging.getLogger("adieu.web")
 #: Paths that programs call: their errors are JSON, whatever the error.
 MACHINE_PATHS = ("/api/", "/metrics", "/healthz", "/hooks/", "/openapi.json")
 
@@ -64,6 +74,16 @@ class ApiError(AdieuError):
         self.details = details
 
 
+class TooLarge(HTTPException):
+    """A request body over its door's limit (413), refused as it arrived
+    (``web.limits``): a form's, or an API call's."""
+
+    def __init__(self, limit: int, *, form: bool) -> None:
+        message = FORM_TOO_LARGE if form else BODY_TOO_LARGE.format(limit=limit)
+        super().__init__(413, message)
+        self.limit = limit
+
+
 class FormRefused(Exception):
     """A state-changing page form that did not come from our own page."""
 
@@ -96,6 +116,8 @@ def failure_of(exc: BaseException) -> Failure:
             for e in exc.errors()[:50]
         ]
         return Failure(422, "invalid_request", SCHEMA_MISMATCH, details=details)
+    if isinstance(exc, TooLarge):
+        return Failure(413, "too_large", str(exc.detail))
     if isinstance(exc, HTTPException):
         status = exc.status_code
         text = _HTTP_TEXT.get(status) or str(exc.detail)
@@ -133,7 +155,7 @@ def install(
 ) -> None:
     """Route every exception the app can raise through ``failure_of``."""
 
-    async def handle(request: Request, exc: Exception) -> Response:
+    def answer(request: Request, exc: Exception) -> Response:
         failure = failure_of(exc)
         path = request.url.path
         if failure.status == 405 and path.startswith("/api/"):
@@ -150,28 +172,85 @@ def install(
             return admin(request, failure, exc)
         return page(request, failure, exc)
 
+    async def handle(request: Request, exc: Exception) -> Response:
+        """The named classes, answered by Starlette's exception middleware:
+        nothing is re-raised, so what reaches the log is written here."""
+        report(exc)
+        return answer(request, exc)
+
+    async def handle_unexpected(request: Request, exc: Exception) -> Response:
+        """Anything else, answered by Starlette's outermost middleware, which
+        then hands the exception to the server to log with its traceback."""
+        return answer(request, exc)
+
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    # Named classes are answered by Starlette's exception middleware; the bare
-    # ``Exception`` one by its outermost middleware, which logs the traceback.
-    for kind in (
-        Exception,
+    named: list[type[Exception]] = [
         HTTPException,
         RequestValidationError,
         AdieuError,
         FormRefused,
         DBAPIError,
         PoolTimeout,
-    ):
+        sqlite3.Error,  # the hot read path talks to the drivers directly
+    ]
+    psycopg = sys.modules.get("psycopg")  # loaded when the ledger is on PostgreSQL
+    if psycopg is not None:
+        named.append(psycopg.Error)
+    app.add_exception_handler(Exception, handle_unexpected)
+    for kind in named:
         app.add_exception_handler(kind, handle)
+
+
+def report(exc: BaseException) -> None:
+    """Log a failure the caller was answered for: storage trouble as one
+    warning line (at most one every few seconds, with a count: an outage
+    under load is not a flood of lines), anything else that answered 500 with
+    its traceback. Database messages are cut to their first line: PostgreSQL's
+    DETAIL lines carry the values of a row (addresses)."""
+    if storage_trouble(exc):
+        now = time.monotonic()
+        _unavailable[1] += 1
+        if now - _unavailable[0] >= UNAVAILABLE_LOG_S:
+            times = f" ({_unavailable[1]} times since the last line)" if _unavailable[1] > 1 else ""
+            log.warning("ledger unavailable%s: %s", times, brief(exc))
+            _unavailable[:] = [now, 0]
+    elif failure_of(exc).status >= 500:
+        if _from_database(exc):  # where it failed, without what the database said
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("request failed: %s\n%s", brief(exc), frames)
+        else:
+            log.error("request failed: %s", brief(exc), exc_info=exc)
+
+
+#: When storage trouble was last logged, and how often it happened since.
+_unavailable: list[float] = [-UNAVAILABLE_LOG_S, 0]
+
+
+def brief(exc: BaseException) -> str:
+    """The class and first line of an exception, for a log line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+def _from_database(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError
+
+    psycopg = sys.modules.get("psycopg")
+    drivers: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    if psycopg is not None:
+        drivers += (psycopg.Error,)
+    return isinstance(exc, (DBAPIError, *drivers))
 
 
 __all__ = [
     "ApiError",
     "Failure",
     "FormRefused",
+    "TooLarge",
     "error_response",
     "failure_of",
     "install",
+    "report",
 ]

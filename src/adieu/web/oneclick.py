@@ -10,7 +10,6 @@ the page routes.
 
 from __future__ import annotations
 
-import logging
 import re
 from urllib.parse import parse_qs
 
@@ -21,12 +20,11 @@ from adieu.i18n import gettext
 from adieu.ledger import Channel
 from adieu.service import Adieu
 from adieu.web.commit import GroupCommit, from_link
-from adieu.web.errors import failure_of
+from adieu.web.errors import TooLarge, failure_of, report
 from adieu.web.forms import FORM_TYPE, MAX_FORM
 from adieu.web.render import Pages
 
 _PATH = re.compile(r"/u/([A-Za-z0-9_-]{1,1024})")
-log = logging.getLogger("adieu.web")
 _PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
@@ -47,12 +45,22 @@ class OneClick:
             await self.app(scope, receive, send)
             return
         body, more = b"", True
-        while more and len(body) <= MAX_FORM:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        try:
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > MAX_FORM:
+                    raise TooLarge(MAX_FORM, form=True)
+        except TooLarge:
+            # No form of ours and no mail client sends this much: refused,
+            # unread (``web.limits``), and nothing recorded.
+            locale = self.pages.locale_from(_header(scope, b"accept-language"))
+            text = gettext("This form could not be accepted. Nothing was changed.", locale)
+            await _respond(send, 413, text)
+            return
         headers = dict(scope["headers"])
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if kind == FORM_TYPE.encode() and _is_page_form(body):
@@ -73,18 +81,32 @@ class OneClick:
             await self.committer.unsubscribe(
                 from_link(payload, payload.scope, Channel.ONE_CLICK, "mail_client")
             )
-        except Exception as exc:  # the link's topic is gone, the ledger is locked…
+        except Exception as exc:  # the ledger is locked, read-only, gone…
+            # Never a 200 without the commit: storage trouble is a 503 with
+            # Retry-After (mail clients try again); anything else its own
+            # status, and 500 when unexpected.
             failure = failure_of(exc)
-            if failure.status >= 500:
-                log.error("one-click not recorded: %s", failure.code, exc_info=exc)
-            text = gettext("Something went wrong", locale)
+            report(exc)
+            if failure.status == 503:
+                text = gettext("Nothing was changed. Please try again in a moment.", locale)
+            else:
+                text = gettext("Something went wrong", locale)
             await _respond(send, failure.status, text, failure.headers)
             return
         # RFC 8058 §3.2: a plain 200, never a redirect, no cookies needed.
         await _respond(send, 200, gettext("You are unsubscribed.", locale))
 
 
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
 def _is_page_form(body: bytes) -> bool:
+    if b"adieu-page" not in body:  # a mail client's body: no parsing needed
+        return False
     try:
         return "adieu-page" in parse_qs(body.decode("utf-8", "replace"), max_num_fields=200)
     except ValueError:

@@ -16,13 +16,15 @@ from typing import Any
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from adieu.errors import Erased
 from adieu.i18n import gettext
 from adieu.ledger import Channel, ContactStatus, Frequency, Outcome
 from adieu.ledger.records import PreferenceChange
 from adieu.scopes import ALL
 from adieu.service import Adieu
+from adieu.text import has_controls
 from adieu.tokens import TokenPayload
-from adieu.web.commit import GroupCommit, from_link
+from adieu.web.commit import GroupCommit, from_link, link_details
 from adieu.web.errors import FormRefused
 from adieu.web.forms import read_form
 from adieu.web.render import Pages
@@ -111,30 +113,58 @@ class PublicPages:
         token = request.path_params["token"]
         form, payload, locale, ctx = await self.protected_form(request, token)
         choice = form.get("choice") if form.get("choice") in REASONS else None
-        text = form.get("text", "").strip()[:REASON_TEXT_MAX]
-        if choice or text:
-            await run_in_threadpool(
-                self.adieu.ledger.add_reason,
-                payload.address,
-                text or (choice or ""),
-                choice=choice,
-                channel=Channel.LANDING_PAGE,
+        text = form.get("text", "")
+        if has_controls(text, lines=True):
+            # NUL and its kin are not text (and cannot be stored everywhere):
+            # asked again, kindly, with nothing recorded.
+            return self.pages.render(
+                "reason_again.html",
+                locale,
+                status=400,
+                reasons=REASONS,
+                reason_max=REASON_TEXT_MAX,
+                **ctx,
             )
+        text = text.strip()[:REASON_TEXT_MAX]
+        if choice or text:
+
+            def give() -> Outcome:
+                # The reason belongs to what the person left: the link's topic
+                # when they left only that, otherwise all marketing.
+                ledger = self.adieu.ledger
+                status = ledger.status(payload.address, with_history=False)
+                held = {s.scope for s in status.state.suppressions}
+                scope = payload.scope if payload.scope in held and ALL not in held else ALL
+                return ledger.add_reason(
+                    payload.address,
+                    text or (choice or ""),
+                    choice=choice,
+                    channel=Channel.LANDING_PAGE,
+                    scope=scope,
+                )
+
+            await run_in_threadpool(give)
         return self.pages.render("thanks.html", locale, **ctx)
 
     async def resubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]
         form, payload, locale, ctx = await self.protected_form(request, token)
         scope = payload.scope if form.get("scope") == "topic" else ALL
-        await run_in_threadpool(
-            self.adieu.ledger.resubscribe,
-            payload.address,
-            scope,
-            channel=Channel.LANDING_PAGE,
-            campaign=payload.campaign,
-            details={"shown": "confirmation_page"},
-        )
-        return self.pages.render("resubscribed.html", locale, scope=scope, **ctx)
+        try:
+            outcome = await run_in_threadpool(
+                self.adieu.ledger.resubscribe,
+                payload.address,
+                scope,
+                channel=Channel.LANDING_PAGE,
+                campaign=payload.campaign,
+                details=link_details(payload, "confirmation_page"),
+            )
+            # A complaint or a hard bounce still holds: a link never lifts
+            # those, and the page must not promise mail that will not come.
+            held = outcome.detail is not None
+        except Erased:
+            held = True  # said the same way: the page reveals nothing more
+        return self.pages.render("resubscribed.html", locale, scope=scope, held=held, **ctx)
 
     def preferences_view(self, payload: TokenPayload, locale: str) -> dict[str, Any]:
         status: ContactStatus = self.adieu.ledger.status(payload.address, with_history=False)
@@ -187,10 +217,19 @@ class PublicPages:
                     now + timedelta(days=int(pause)) if pause in {str(d) for d in PAUSES} else None
                 ),
                 clear_pause=pause == "none",
-                details={"campaign": payload.campaign, "shown": "preference_center"},
+                details={
+                    "campaign": payload.campaign,
+                    **link_details(payload, "preference_center"),
+                },
             )
 
-        changes = await run_in_threadpool(save)
+        try:
+            changes = await run_in_threadpool(save)
+        except Erased:
+            view = await run_in_threadpool(self.preferences_view, payload, locale)
+            return self.pages.render(
+                "preferences.html", locale, changes=None, locked=True, **view, **ctx
+            )
         view = await run_in_threadpool(self.preferences_view, payload, locale)
         names = {t["key"]: t["name"] for t in view["topics"]}
         described = [_describe(change, names, locale, self.pages) for change in changes]

@@ -10,6 +10,15 @@ workers, ``adieu webhooks run``): rows are leased, never shared.
 Each delivery is signed: ``Adieu-Signature: t=<unix time>,v1=<hex HMAC-SHA256
 of "<t>.<body>" with the webhook's secret>``, so a receiver can check that the
 body came from us and is fresh (reject old ``t`` against replays).
+
+One webhook's trouble stays its own. Whatever goes wrong with a delivery (a
+stored URL that is no longer valid, DNS, TLS, a receiver that times out or
+answers garbage, any exception at all) fails that attempt with its error, and
+retries, backoff and dead letters follow as for any failure; the other
+webhooks' deliveries in the round go on. Once a receiver has failed in a round
+(anything but an HTTP status), its rows not yet started in that round fail at
+once with the same error instead of each waiting for their own timeout, so a
+round lasts at most about one timeout whatever the backlog.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from adieu import __version__, metrics
-from adieu.ledger.outbox import Delivery, Outbox
+from adieu.errors import InvalidInput
+from adieu.ledger.outbox import Delivery, Outbox, check_url
 from adieu.service import Adieu
 from adieu.webhooks.http import Poster, PostError
 
@@ -60,6 +70,7 @@ class Deliverer:
         lease: timedelta = timedelta(seconds=60),
         keep: timedelta | None = None,
         clock: Callable[[], datetime] | None = None,
+        private_networks: bool = True,
     ) -> None:
         self.outbox = outbox
         self.max_attempts = max_attempts
@@ -69,6 +80,7 @@ class Deliverer:
         self.poll = poll
         self.lease = lease
         self.keep = keep
+        self.private_networks = private_networks
         self._pruned_at = 0.0
         self._clock = clock or outbox._clock
         self._limit = asyncio.Semaphore(concurrency)
@@ -76,7 +88,11 @@ class Deliverer:
         self.failed = 0
 
     def poster(self) -> Poster:
-        return Poster(timeout=self.timeout, user_agent=f"Adieu/{__version__} (webhooks)")
+        return Poster(
+            timeout=self.timeout,
+            user_agent=f"Adieu/{__version__} (webhooks)",
+            private_networks=self.private_networks,
+        )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Deliver until ``stop`` is set (or forever)."""
@@ -109,8 +125,9 @@ class Deliverer:
         if not claimed:
             return 0
         results: dict[int, str | None] = {}
+        failing: dict[int, str] = {}  # webhook id → how its receiver failed this round
         try:
-            await asyncio.gather(*(self._post(client, d, results) for d in claimed))
+            await asyncio.gather(*(self._post(client, d, results, failing) for d in claimed))
         finally:
             ok = [d.id for d in claimed if d.id in results and results[d.id] is None]
             failures: list[tuple[int, str, datetime | None]] = []
@@ -152,8 +169,41 @@ class Deliverer:
         metrics.WEBHOOK_DELIVERIES.labels("dead").inc(sum(1 for f in failures if f[2] is None))
 
     async def _post(
-        self, client: Poster, delivery: Delivery, results: dict[int, str | None]
+        self,
+        client: Poster,
+        delivery: Delivery,
+        results: dict[int, str | None],
+        failing: dict[int, str],
     ) -> None:
+        """Try one delivery; its outcome in ``results`` (None: delivered, else
+        the error). Never raises: whatever goes wrong is this delivery's error."""
+        async with self._limit:
+            if delivery.webhook_id in failing:
+                results[delivery.id] = (
+                    f"not tried: the receiver failed just before ({failing[delivery.webhook_id]})"
+                )[:500]
+                return
+            try:
+                status = await self._send(client, delivery)
+            except TimeoutError:
+                error = "timed out"
+            except PostError as exc:
+                error = str(exc)
+            except InvalidInput as exc:
+                error = f"the webhook's URL is not valid: {exc}"
+            except Exception as exc:  # anything else is this receiver's trouble too
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "webhook %s: delivery %s failed: %s", delivery.webhook_id, delivery.id, error
+                )
+            else:
+                results[delivery.id] = None if 200 <= status < 300 else f"HTTP {status}"
+                return
+            failing.setdefault(delivery.webhook_id, error[:200])
+            results[delivery.id] = error[:500]
+
+    async def _send(self, client: Poster, delivery: Delivery) -> int:
+        url = check_url(delivery.url)  # a URL stored before the checks were this strict
         body = json.dumps(
             {**delivery.event, "webhook_id": delivery.webhook_id, "delivery_id": delivery.id},
             separators=(",", ":"),
@@ -166,16 +216,7 @@ class Deliverer:
             "Adieu-Timestamp": str(stamp),
             "Adieu-Signature": sign(delivery.secret, stamp, body),
         }
-        async with self._limit:
-            try:
-                status = await client.post(delivery.url, body, headers)
-            except TimeoutError:
-                results[delivery.id] = "timed out"
-                return
-            except PostError as exc:
-                results[delivery.id] = str(exc)[:500]
-                return
-        results[delivery.id] = None if 200 <= status < 300 else f"HTTP {status}"
+        return await client.post(url, body, headers)
 
 
 def deliverer_for(adieu: Adieu) -> Deliverer:
@@ -189,4 +230,5 @@ def deliverer_for(adieu: Adieu) -> Deliverer:
         # a deliverer that died are taken up again soon.
         lease=timedelta(seconds=3 * settings.webhook_timeout + 1),
         keep=timedelta(days=settings.webhook_keep_days),
+        private_networks=settings.webhook_private_networks,
     )

@@ -1,9 +1,14 @@
 """``/admin``: the operator's dashboard.
 
-Sign-in is with an API key (the same failed-attempt limit as the API). The
+Sign-in is with an API key of any scope (the same failed-attempt limit as
+the API); what changes anything (replaying dead letters) needs ``admin``. The
 session cookie holds the key's id, an expiry and an HMAC: it is HttpOnly,
 SameSite=Strict, limited to ``/admin``, and Secure whenever the service is
-reached over HTTPS. Every form carries a CSRF token bound to the session.
+reached over HTTPS. Signing out ends the session on the server (the ledger
+remembers it, by a digest, until it would have expired), not only in this
+browser. The sign-in form, like every other form, is refused when the
+browser says it was posted from another site; every form after it carries a
+CSRF token bound to the session.
 Pages need no JavaScript; charts are SVG drawn here. Addresses are typed into
 forms (POST), never put in URLs.
 """
@@ -11,10 +16,12 @@ forms (POST), never put in URLs.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -26,9 +33,11 @@ from starlette.concurrency import run_in_threadpool
 from adieu import report
 from adieu.addresses import mask
 from adieu.errors import AdieuError
+from adieu.feedback.why import decisive
 from adieu.i18n import admin_text as _
 from adieu.ledger import ContactStatus
 from adieu.ledger.apikeys import ApiKey
+from adieu.ledger.vocabulary import Scope
 from adieu.service import Adieu
 from adieu.web import forms
 from adieu.web.admin import charts
@@ -41,28 +50,40 @@ MAX_FORM = 16 * 1024
 
 
 class Sessions:
-    """Signed session values: ``<key id>.<expiry>.<mac>``."""
+    """Signed session values: ``<key id>.<expiry>.<nonce>.<mac>`` (the nonce
+    makes each sign-in its own session, to be signed out alone)."""
 
     def __init__(self, secret: bytes) -> None:
-        self._key = hmac.digest(secret, b"adieu admin session v1", "sha256")
+        self._key = hmac.digest(secret, b"adieu admin session v2", "sha256")
 
     def _mac(self, text: str) -> str:
         digest = hmac.digest(self._key, text.encode(), "sha256")
         return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
     def issue(self, key_id: int, now: float | None = None) -> str:
-        text = f"{key_id}.{int((now or time.time()) + SESSION_S)}"
+        expiry = int((now or time.time()) + SESSION_S)
+        text = f"{key_id}.{expiry}.{secrets.token_urlsafe(12)}"
         return f"{text}.{self._mac(text)}"
 
     def key_id(self, value: str | None, now: float | None = None) -> int | None:
-        if not value or value.count(".") != 2:
+        if not value or value.count(".") != 3:
             return None
-        key_id, expiry, mac = value.split(".")
-        if not hmac.compare_digest(mac, self._mac(f"{key_id}.{expiry}")):
+        key_id, expiry, nonce, mac = value.split(".")
+        if not hmac.compare_digest(mac, self._mac(f"{key_id}.{expiry}.{nonce}")):
             return None
         if not (key_id.isdigit() and expiry.isdigit()) or int(expiry) < (now or time.time()):
             return None
         return int(key_id)
+
+    @staticmethod
+    def expiry(value: str) -> datetime:
+        """When a valid session value stops working."""
+        return datetime.fromtimestamp(int(value.split(".")[1]), UTC)
+
+    @staticmethod
+    def digest(value: str) -> bytes:
+        """What a signed-out session is remembered by (not the cookie itself)."""
+        return hashlib.sha256(value.encode()).digest()
 
     def csrf(self, value: str) -> str:
         return self._mac("csrf:" + value)
@@ -93,14 +114,19 @@ def install(
         return HTMLResponse(html, status_code=status)
 
     def session_key(request: Request) -> ApiKey | None:
-        key_id = sessions.key_id(request.cookies.get(COOKIE))
-        if key_id is None:
+        """The key of this request's session, while the key is active and the
+        session was not signed out."""
+        value = request.cookies.get(COOKIE)
+        key_id = sessions.key_id(value)
+        if value is None or key_id is None:
             return None
         try:
             key = adieu.api_keys.get(key_id)
         except AdieuError:
             return None
-        return key if key.active else None
+        if not key.active or adieu.api_keys.session_ended(sessions.digest(value)):
+            return None
+        return key
 
     async def form_of(request: Request) -> dict[str, str]:
         return await forms.read_form(request, limit=MAX_FORM, max_fields=50)
@@ -123,6 +149,9 @@ def install(
     @app.post("/admin/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         form = await form_of(request)
+        if not forms.from_own_site(request, [adieu.settings.base_url]):
+            message = _("This sign-in came from another site, so it was refused. Sign in here.")
+            return render(request, "login.html", status=403, error=message)
         try:
             key = await auth.verify(form.get("key", "").strip(), client_of(request))
         except ApiError as exc:
@@ -147,9 +176,16 @@ def install(
     @app.post("/admin/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         form = await form_of(request)
+        if not checked(request, form):
+            return render(request, "expired.html", status=403)
+        value = request.cookies.get(COOKIE)
+        if value is not None and sessions.key_id(value) is not None:
+            # Ended on the server: a copy of the cookie kept anywhere stops working.
+            await run_in_threadpool(
+                adieu.api_keys.end_session, sessions.digest(value), sessions.expiry(value)
+            )
         response = RedirectResponse("/admin/login", status_code=303)
-        if checked(request, form):
-            response.delete_cookie(COOKIE, path="/admin")
+        response.delete_cookie(COOKIE, path="/admin")
         return response
 
     # -- the dashboard ------------------------------------------------------------------
@@ -201,7 +237,11 @@ def install(
                 "reasons": reasons,
             },
             "events": [
-                {**e, "shown": mask(e["address"]) if e["address"] else _("(erased)")}
+                {
+                    **e,
+                    "shown": mask(e["address"]) if e["address"] else _("(erased)"),
+                    "why": decisive(e["details"]),
+                }
                 for e in adieu.stats.latest_events(20)
             ],
             "backlog": backlog,
@@ -218,7 +258,14 @@ def install(
             return to_login()
         view = await run_in_threadpool(overview)
         csrf = sessions.csrf(request.cookies.get(COOKIE, ""))
-        return render(request, "dashboard.html", key=key, csrf=csrf, **view)
+        return render(
+            request,
+            "dashboard.html",
+            key=key,
+            csrf=csrf,
+            may_change=key.scope.allows(Scope.ADMIN),
+            **view,
+        )
 
     @app.post("/admin/contact", include_in_schema=False)
     async def contact(request: Request) -> Response:
@@ -257,8 +304,10 @@ def install(
         form = await form_of(request)
         if not checked(request, form):
             return render(request, "expired.html", status=403)
-        if key.read_only:
-            return render(request, "forbidden.html", status=403)
+        if not key.scope.allows(Scope.ADMIN):
+            return render(
+                request, "forbidden.html", status=403, scope=key.scope.value, needed="admin"
+            )
         webhook_id = int(request.path_params["webhook_id"])
         await run_in_threadpool(lambda: adieu.outbox.replay(webhook_id=webhook_id))
         return RedirectResponse("/admin#webhooks", status_code=303)

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from adieu.text import has_controls
 
 MAX_BATCH = 10_000
 ADDRESS = Field(max_length=320, examples=["ada@example.com"])
 CONTACT_KEY = r"^[0-9a-f]{64}$"
+
+
+def _one_line(value: str) -> str:
+    if has_controls(value):
+        raise ValueError("Control characters (such as NUL, TAB or a line break) are not allowed.")
+    return value
+
+
+def _lines(value: str) -> str:
+    if has_controls(value, lines=True):
+        raise ValueError("Control characters (such as NUL) are not allowed.")
+    return value
+
+
+#: Text on one line: no control characters at all.
+Line = Annotated[str, AfterValidator(_one_line)]
+#: Text that may run over lines: TAB, LF and CR, and no other control character.
+Lines = Annotated[str, AfterValidator(_lines)]
 
 
 class Strict(BaseModel):
@@ -34,18 +54,18 @@ class ErrorBody(BaseModel):
 
 class Recipient(Strict):
     address: str = ADDRESS
-    topic: str | None = Field(default=None, max_length=64, examples=["news"])
-    campaign: str | None = Field(default=None, max_length=100, examples=["2026-11-newsletter"])
-    locale: str | None = Field(default=None, max_length=35, examples=["sv"])
+    topic: Line | None = Field(default=None, max_length=64, examples=["news"])
+    campaign: Line | None = Field(default=None, max_length=100, examples=["2026-11-newsletter"])
+    locale: Line | None = Field(default=None, max_length=35, examples=["sv"])
 
 
 class LinksRequest(Strict):
     """Defaults for the whole batch; each recipient may override them."""
 
     recipients: list[Recipient] = Field(min_length=1, max_length=MAX_BATCH)
-    topic: str | None = Field(default=None, max_length=64)
-    campaign: str | None = Field(default=None, max_length=100)
-    locale: str | None = Field(default=None, max_length=35)
+    topic: Line | None = Field(default=None, max_length=64)
+    campaign: Line | None = Field(default=None, max_length=100)
+    locale: Line | None = Field(default=None, max_length=35)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -95,7 +115,7 @@ class LinksResponse(BaseModel):
 class CheckRequest(Strict):
     addresses: list[str] = Field(min_length=1, max_length=MAX_BATCH, examples=[["ada@example.com"]])
     category: Literal["marketing", "transactional"] = "marketing"
-    topic: str | None = Field(default=None, max_length=64)
+    topic: Line | None = Field(default=None, max_length=64)
 
 
 class CheckResult(BaseModel):
@@ -119,8 +139,8 @@ class CheckResponse(BaseModel):
 class SendsRequest(Strict):
     addresses: list[str] = Field(min_length=1, max_length=MAX_BATCH, examples=[["ada@example.com"]])
     category: Literal["marketing", "transactional"] = "marketing"
-    topic: str | None = Field(default=None, max_length=64)
-    campaign: str | None = Field(default=None, max_length=100)
+    topic: Line | None = Field(default=None, max_length=64)
+    campaign: Line | None = Field(default=None, max_length=100)
     at: datetime | None = Field(default=None, description="When they were sent (default: now).")
 
 
@@ -154,6 +174,11 @@ class EventOut(BaseModel):
     address: str | None
     reason: str | None
     details: dict[str, Any] | None
+    why: str | None = Field(
+        default=None,
+        description="For a bounce or complaint: the status code, the phrase that decided and "
+        "its source, and which field named the recipient (from `details`).",
+    )
 
 
 class Decision(BaseModel):
@@ -181,15 +206,30 @@ class ContactOut(BaseModel):
 
 
 class ChangeRequest(Strict):
-    address: str | None = Field(
+    address: Line | None = Field(
         default=None,
         max_length=320,
         description="For a contact Adieu has not seen yet: its address (it must match the "
         "key), so that exports show it. Without it, only the keyed hash is kept.",
     )
-    topic: str | None = Field(default=None, max_length=64, description="Default: all marketing.")
-    campaign: str | None = Field(default=None, max_length=100)
-    reason: str | None = Field(default=None, max_length=1000, description="Why, if they said.")
+    topic: Line | None = Field(default=None, max_length=64, description="Default: all marketing.")
+    campaign: Line | None = Field(default=None, max_length=100)
+    reason: Lines | None = Field(default=None, max_length=1000, description="Why, if they said.")
+
+
+class ResubscribeRequest(ChangeRequest):
+    lift: list[Literal["hard_bounce", "complaint"]] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Also lift these, on purpose: a complaint (only with a fresh opt-in) or "
+        "a hard bounce (the mailbox works again). Needs a `note`; for all marketing only. "
+        "Nothing lifts an erasure.",
+    )
+    note: Lines | None = Field(
+        default=None,
+        max_length=1000,
+        description="Why: kept with the event, with the key that made the change.",
+    )
 
 
 class ChangeOut(BaseModel):
@@ -199,21 +239,28 @@ class ChangeOut(BaseModel):
     event_id: int | None
 
 
+class ResubscribeOut(ChangeOut):
+    held: Literal["hard_bounce", "complaint"] | None = Field(
+        default=None,
+        description="What still stops marketing after this, if anything: lift it with `lift`.",
+    )
+
+
 # -- topics ------------------------------------------------------------------------------
 
 
 class TopicIn(Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", examples=["news"])
-    name: str = Field(min_length=1, max_length=200, examples=["News"])
-    description: str = Field(default="", max_length=2000)
+    name: Line = Field(min_length=1, max_length=200, examples=["News"])
+    description: Lines = Field(default="", max_length=2000)
     default_opt_in: bool = Field(
         default=True, description="False: only people who ask for it get it (R7)."
     )
 
 
 class TopicPatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
+    name: Line | None = Field(default=None, min_length=1, max_length=200)
+    description: Lines | None = Field(default=None, max_length=2000)
 
 
 class TopicOut(BaseModel):
@@ -221,6 +268,10 @@ class TopicOut(BaseModel):
     name: str
     description: str
     default_opt_in: bool
+    retired: bool = Field(
+        description="Deleted: refused for new links and sends; links already sent still work."
+    )
+    retired_at: datetime | None
 
 
 # -- suppressions, events, webhooks ------------------------------------------------------
@@ -251,22 +302,23 @@ EventType = Literal[
     "erase",
     "not_spam",
     "rejection",
+    "unverified",
 ]
 URL = r"^https?://[^\s/?#]+([/?#]\S*)?$"
 
 
 class WebhookIn(Strict):
-    url: str = Field(max_length=2000, pattern=URL, examples=["https://crm.example.com/adieu"])
+    url: Line = Field(max_length=2000, pattern=URL, examples=["https://crm.example.com/adieu"])
     event_types: list[EventType] = Field(
         default=["*"], min_length=1, max_length=20, examples=[["unsubscribe", "complaint"]]
     )
-    description: str = Field(default="", max_length=200)
+    description: Line = Field(default="", max_length=200)
 
 
 class WebhookPatch(Strict):
-    url: str | None = Field(default=None, max_length=2000, pattern=URL)
+    url: Line | None = Field(default=None, max_length=2000, pattern=URL)
     event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=20)
-    description: str | None = Field(default=None, max_length=200)
+    description: Line | None = Field(default=None, max_length=200)
     active: bool | None = None
 
 

@@ -1,5 +1,6 @@
-"""``/api/v1``: the operator's JSON API (bearer API keys; read-only keys read),
-one module per resource, in the order their routes are matched."""
+"""``/api/v1``: the operator's JSON API (bearer API keys; each route needs the
+scope ``read``, ``send`` or ``admin``), one module per resource, in the order
+their routes are matched."""
 
 from __future__ import annotations
 

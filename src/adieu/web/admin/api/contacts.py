@@ -1,18 +1,22 @@
-"""``/api/v1``: contacts, named in URLs by their key: state, history,
-unsubscribe, resubscribe, erase."""
+"""``/api/v1``: contacts, named in URLs by their key: state, history (a
+``read`` key), unsubscribe, resubscribe, erase (an ``admin`` key, recorded in
+the event's details as ``"by": "key:<id>"``)."""
 
 # No ``from __future__ import annotations`` here: FastAPI reads these
 # signatures at run time, and they name objects local to ``routes``.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import register_url_convertor
 
 from adieu.addresses import canonical
+from adieu.errors import Erased
+from adieu.feedback.why import summary
 from adieu.i18n import admin_text as _
 from adieu.ledger import Channel, ContactStatus, Outcome
+from adieu.ledger.apikeys import ApiKey
 from adieu.service import Adieu
 from adieu.times import iso, iso_or_none
 from adieu.tokens import ALL
@@ -21,14 +25,17 @@ from adieu.web.admin.api.common import (
     Access,
     ContactKey,
     _out,
+    by,
 )
 from adieu.web.errors import ApiError
 
 
 def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
     read = access.read
-    write = access.write
+    admin = access.admin
     ledger = adieu.ledger
+    # The key that made the call (the same one the scope check verified).
+    caller = Annotated[ApiKey, Depends(access.caller)]
 
     contact_key = Annotated[
         str,
@@ -74,6 +81,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
                     address=status.address,
                     reason=e.reason,
                     details=e.details,
+                    why=summary(e.details) or None,
                 )
                 for e in status.events
             ],
@@ -107,8 +115,10 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
 
         return document(await run_in_threadpool(get))
 
-    @api.post("/contacts/{contact:contact}/unsubscribe", dependencies=write, tags=["contacts"])
-    async def unsubscribe(contact: contact_key, body: s.ChangeRequest | None = None) -> s.ChangeOut:
+    @api.post("/contacts/{contact:contact}/unsubscribe", dependencies=admin, tags=["contacts"])
+    async def unsubscribe(
+        contact: contact_key, key: caller, body: s.ChangeRequest | None = None
+    ) -> s.ChangeOut:
         """Stop marketing (all, or one topic). Repeating it changes nothing."""
         body = body or s.ChangeRequest()
 
@@ -124,7 +134,11 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
             if address is None:
                 # Erased, or never seen: the keyed hash alone is enough to suppress.
                 return ledger.unsubscribe_hashed(
-                    digest, body.topic or ALL, channel=Channel.API, campaign=body.campaign
+                    digest,
+                    body.topic or ALL,
+                    channel=Channel.API,
+                    campaign=body.campaign,
+                    details=by(key),
                 )
             return ledger.unsubscribe(
                 address,
@@ -132,38 +146,52 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
                 channel=Channel.API,
                 campaign=body.campaign,
                 reason=body.reason,
-                details={"door": "api"},
+                details={"door": "api", **by(key)},
             )
 
         return _out(s.ChangeOut, await run_in_threadpool(run))
 
-    @api.post("/contacts/{contact:contact}/resubscribe", dependencies=write, tags=["contacts"])
-    async def resubscribe(contact: contact_key, body: s.ChangeRequest | None = None) -> s.ChangeOut:
-        """Undo an unsubscribe (never a hard bounce). Only for someone who asked."""
-        body = body or s.ChangeRequest()
+    @api.post("/contacts/{contact:contact}/resubscribe", dependencies=admin, tags=["contacts"])
+    async def resubscribe(
+        contact: contact_key, key: caller, body: s.ResubscribeRequest | None = None
+    ) -> s.ResubscribeOut:
+        """Undo an unsubscribe, for someone who asked. A complaint or a hard
+        bounce stays unless named in `lift` with a `note` (recorded with the
+        key); an erased contact is a 409: erasure is final."""
+        body = body or s.ResubscribeRequest()
 
-        def run() -> Outcome:
+        def run() -> s.ResubscribeOut:
             _known, address = known(contact)
             if address is None:
-                raise ApiError(
-                    409,
-                    "erased",
-                    _("This address was erased, so it cannot be subscribed again from here."),
+                raise Erased(
+                    _("This address was erased, so it cannot be subscribed again from here.")
                 )
-            return ledger.resubscribe(
-                address, body.topic or ALL, channel=Channel.API, campaign=body.campaign
+            outcome = ledger.resubscribe(
+                address,
+                body.topic or ALL,
+                channel=Channel.API,
+                campaign=body.campaign,
+                details=by(key),
+                lift=body.lift,
+                note=body.note,
+            )
+            held = outcome.detail if outcome.detail in ("hard_bounce", "complaint") else None
+            return s.ResubscribeOut.model_validate(
+                {**_out(s.ChangeOut, outcome).model_dump(), "held": held}
             )
 
-        return _out(s.ChangeOut, await run_in_threadpool(run))
+        return await run_in_threadpool(run)
 
-    @api.delete("/contacts/{contact:contact}", dependencies=write, tags=["contacts"])
-    async def erase(contact: contact_key) -> s.ChangeOut:
+    @api.delete("/contacts/{contact:contact}", dependencies=admin, tags=["contacts"])
+    async def erase(contact: contact_key, key: caller) -> s.ChangeOut:
         """GDPR erasure: the address and free text go; the keyed-hash
         suppression stays, so the address can never be mailed again."""
 
         return _out(
             s.ChangeOut,
             await run_in_threadpool(
-                lambda: ledger.erase(None, channel=Channel.API, digest=bytes.fromhex(contact))
+                lambda: ledger.erase(
+                    None, channel=Channel.API, digest=bytes.fromhex(contact), details=by(key)
+                )
             ),
         )

@@ -29,7 +29,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
             Query(pattern=r"^[0-9]{0,18}$", description="The last page's next (empty: start)."),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        type: Annotated[list[str] | None, Query(max_length=20)] = None,
+        type: Annotated[list[s.Line] | None, Query(max_length=20)] = None,
     ) -> s.EventPage:
         """Every ledger event in order, a page at a time, for syncing elsewhere."""
         start = _cursor(after)

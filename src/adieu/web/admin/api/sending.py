@@ -20,12 +20,11 @@ from adieu.web.admin.api.common import (
 
 
 def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
-    read = access.read
-    write = access.write
+    send = access.send
     one_batch_at_a_time = access.one_batch_at_a_time
     ledger = adieu.ledger
 
-    @api.post("/links", dependencies=read, tags=["sending"])
+    @api.post("/links", dependencies=send, tags=["sending"])
     async def links(body: s.LinksRequest) -> s.LinksResponse:
         """Tokens, URLs and List-Unsubscribe header values for a batch of
         recipients, for senders that build their own messages. Writes nothing."""
@@ -60,7 +59,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
 
     @api.post(
         "/check",
-        dependencies=read,
+        dependencies=send,
         tags=["sending"],
         response_model=s.CheckResponse,
         responses={200: {"model": s.CheckResponse}},
@@ -73,7 +72,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
         )
         return Response(_check_json(body.addresses, decisions), media_type="application/json")
 
-    @api.post("/sends", dependencies=write, tags=["sending"])
+    @api.post("/sends", dependencies=send, tags=["sending"])
     async def sends(body: s.SendsRequest) -> s.SendsResponse:
         """Record sends (the frequency caps and the report's rates count them)."""
         good: list[str] = []

@@ -9,30 +9,33 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from adieu import lists
 from adieu.i18n import admin_text as _
+from adieu.ledger.apikeys import ApiKey
 from adieu.service import Adieu
 from adieu.tokens import ALL
 from adieu.web.admin import schemas as s
 from adieu.web.admin.api.common import (
     MAX_IMPORT_BYTES,
     Access,
+    by,
 )
 from adieu.web.errors import ApiError
 
 
 def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
-    read = access.read
-    write = access.write
+    # Whole lists of addresses, in and out: admin only.
+    admin = access.admin
     ledger = adieu.ledger
+    caller = Annotated[ApiKey, Depends(access.caller)]
 
     @api.post(
         "/suppressions/import",
-        dependencies=write,
+        dependencies=admin,
         tags=["suppressions"],
         openapi_extra={
             "requestBody": {
@@ -46,11 +49,15 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
     )
     async def import_suppressions(
         request: Request,
+        key: caller,
         format: Literal["generic", "mailchimp", "sendgrid", "ses"] = "generic",
         topic: Annotated[str | None, Query(max_length=64)] = None,
     ) -> s.ImportOut:
         """A suppression list streamed in as CSV or JSON lines (the formats of
-        `adieu import`). Each new suppression is an event of channel "import"."""
+        `adieu import`). Each new suppression is an event of channel "import".
+        A row that cannot be imported is refused on its own (counted in
+        `invalid`; the first 100 in `invalid_lines`, by line number, with why)
+        and the others are imported: the answer is 200 whatever the rows hold."""
         spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
         try:
             size = 0
@@ -63,7 +70,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
             text = io.TextIOWrapper(spool, encoding="utf-8-sig", errors="replace", newline="")
 
             def run() -> tuple[Any, int]:
-                return lists.import_file(ledger, text, format, scope=topic or ALL)
+                return lists.import_file(ledger, text, format, scope=topic or ALL, details=by(key))
 
             result, bad = await run_in_threadpool(run)
         finally:
@@ -77,7 +84,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
 
     @api.get(
         "/suppressions/export",
-        dependencies=read,
+        dependencies=admin,
         tags=["suppressions"],
         response_class=StreamingResponse,
         responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},

@@ -1,4 +1,4 @@
-"""``/api/v1``: Topics: list, add, rename, remove (when unused)."""
+"""``/api/v1``: Topics: list, add, rename, retire."""
 
 # No ``from __future__ import annotations`` here: FastAPI reads these
 # signatures at run time, and they name objects local to ``routes``.
@@ -18,17 +18,20 @@ from adieu.web.admin.api.common import (
 
 def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
     read = access.read
-    write = access.write
+    admin = access.admin
     ledger = adieu.ledger
 
     topic_key = Annotated[str, Path(max_length=64, examples=["news"])]
 
     @api.get("/topics", dependencies=read, tags=["topics"])
     async def topics() -> list[s.TopicOut]:
-        return [_out(s.TopicOut, x) for x in await run_in_threadpool(ledger.topics)]
+        """Every topic, the retired ones too (``retired: true``)."""
+        found = await run_in_threadpool(lambda: ledger.topics(retired=True))
+        return [_out(s.TopicOut, x) for x in found]
 
-    @api.post("/topics", dependencies=write, tags=["topics"], status_code=201)
+    @api.post("/topics", dependencies=admin, tags=["topics"], status_code=201)
     async def add_topic(body: s.TopicIn) -> s.TopicOut:
+        """A new topic, or a retired one back in use (409 if it is in use)."""
         made = await run_in_threadpool(
             ledger.add_topic, body.key, body.name, body.description, body.default_opt_in
         )
@@ -38,15 +41,17 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
     async def get_topic(key: topic_key) -> s.TopicOut:
         return _out(s.TopicOut, await run_in_threadpool(ledger.topic, key))
 
-    @api.patch("/topics/{key}", dependencies=write, tags=["topics"])
+    @api.patch("/topics/{key}", dependencies=admin, tags=["topics"])
     async def patch_topic(key: topic_key, body: s.TopicPatch) -> s.TopicOut:
         made = await run_in_threadpool(
             lambda: ledger.update_topic(key, name=body.name, description=body.description)
         )
         return _out(s.TopicOut, made)
 
-    @api.delete("/topics/{key}", dependencies=write, tags=["topics"], status_code=204)
+    @api.delete("/topics/{key}", dependencies=admin, tags=["topics"], status_code=204)
     async def delete_topic(key: topic_key) -> Response:
-        """Only a topic nobody has made a choice about or been sent (409 otherwise)."""
-        await run_in_threadpool(ledger.delete_topic, key)
+        """Retires the topic: it leaves the preference center and takes no new
+        links or sends (``topic_retired``), and every link already sent that
+        names it still unsubscribes. Adding it again brings it back."""
+        await run_in_threadpool(ledger.retire_topic, key)
         return Response(status_code=204)

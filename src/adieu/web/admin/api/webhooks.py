@@ -18,16 +18,16 @@ from adieu.web.admin.api.common import (
 
 
 def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
-    read = access.read
-    write = access.write
+    # Receivers, their deliveries (with addresses) and secrets: admin only.
+    admin = access.admin
 
     hook_id = Annotated[int, Path(ge=1, le=2**53)]
 
-    @api.get("/webhooks", dependencies=read, tags=["webhooks"])
+    @api.get("/webhooks", dependencies=admin, tags=["webhooks"])
     async def webhooks() -> list[s.WebhookOut]:
         return [_out(s.WebhookOut, h) for h in await run_in_threadpool(adieu.outbox.webhooks)]
 
-    @api.post("/webhooks", dependencies=write, tags=["webhooks"], status_code=201)
+    @api.post("/webhooks", dependencies=admin, tags=["webhooks"], status_code=201)
     async def add_webhook(body: s.WebhookIn) -> s.WebhookCreated:
         """Register a receiver. Deliveries carry Adieu-Signature:
         t=TIMESTAMP,v1=HMAC-SHA256(secret, "TIMESTAMP.BODY") in hex."""
@@ -36,11 +36,11 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
         )
         return _out(s.WebhookCreated, hook)
 
-    @api.get("/webhooks/{webhook_id}", dependencies=read, tags=["webhooks"])
+    @api.get("/webhooks/{webhook_id}", dependencies=admin, tags=["webhooks"])
     async def get_webhook(webhook_id: hook_id) -> s.WebhookOut:
         return _out(s.WebhookOut, await run_in_threadpool(adieu.outbox.webhook, webhook_id))
 
-    @api.patch("/webhooks/{webhook_id}", dependencies=write, tags=["webhooks"])
+    @api.patch("/webhooks/{webhook_id}", dependencies=admin, tags=["webhooks"])
     async def patch_webhook(webhook_id: hook_id, body: s.WebhookPatch) -> s.WebhookOut:
         hook = await run_in_threadpool(
             lambda: adieu.outbox.update_webhook(
@@ -53,12 +53,12 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
         )
         return _out(s.WebhookOut, hook)
 
-    @api.delete("/webhooks/{webhook_id}", dependencies=write, tags=["webhooks"], status_code=204)
+    @api.delete("/webhooks/{webhook_id}", dependencies=admin, tags=["webhooks"], status_code=204)
     async def delete_webhook(webhook_id: hook_id) -> Response:
         await run_in_threadpool(adieu.outbox.delete_webhook, webhook_id)
         return Response(status_code=204)
 
-    @api.get("/webhooks/{webhook_id}/deliveries", dependencies=read, tags=["webhooks"])
+    @api.get("/webhooks/{webhook_id}/deliveries", dependencies=admin, tags=["webhooks"])
     async def deliveries(
         webhook_id: hook_id,
         state: Literal["pending", "delivered", "dead"] | None = None,
@@ -72,7 +72,7 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
 
         return [_out(s.DeliveryOut, x) for x in await run_in_threadpool(run)]
 
-    @api.post("/webhooks/{webhook_id}/replay", dependencies=write, tags=["webhooks"])
+    @api.post("/webhooks/{webhook_id}/replay", dependencies=admin, tags=["webhooks"])
     async def replay(webhook_id: hook_id, body: s.ReplayRequest | None = None) -> s.ReplayOut:
         """Send dead letters again (all of this webhook's, or the ids given)."""
 
