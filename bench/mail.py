@@ -11,8 +11,9 @@ baseline measured in the same run.
   16 client connections in parallel. Once with one recipient a message, once
   with ten (a tenth as many messages: the same number of copies). The relay
   runs as in use: the policy at RCPT and again at DATA, every copy stamped,
-  signed and forwarded, each copy's delivery committed to the ledger before
-  the client is answered (exactly once across retries), the sends recorded.
+  signed and forwarded with its own return path (``ADIEU_BOUNCE_DOMAIN``),
+  each copy's delivery committed to the ledger before the client is answered
+  (exactly once across retries), the sends recorded.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def relay_run(
         "ADIEU_BASE_URL": settings.base_url,
         "ADIEU_DKIM_DOMAIN": "example.com",
         "ADIEU_DKIM_SELECTOR": "s1",
+        # Each copy with its own return path (VERP), as a relay in use sends.
+        "ADIEU_BOUNCE_DOMAIN": "bounces.example.com",
         "ADIEU_CONFIG": str(tmp / "none.toml"),
     }
     relay = subprocess.Popen(
@@ -211,7 +214,8 @@ def main() -> None:
                         + (f" ({through * recipients:,.0f} copies/s)" if recipients > 1 else ""),
                         f"straight to the sink {direct:,.0f} messages/s",
                         f"{through / direct:.2f}× the sink; policy at RCPT and DATA, stamp, sign,"
-                        " forward, each copy's delivery committed before the answer, the send"
+                        " forward with its own return path, each copy's delivery committed"
+                        " before the answer, the send"
                         f" recorded; `--workers {args.workers}`, 16 client connections",
                     )
                 )

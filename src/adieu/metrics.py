@@ -44,6 +44,31 @@ WEBHOOK_DELIVERIES = Counter(
     registry=REGISTRY,
 )
 
+#: Landing-page visits (GET and HEAD of ``/u/{token}``) by who most likely
+#: made them: ``visitor`` is ``browser`` or ``likely_scanner``, ``sign`` what
+#: gave a scanner away (``head``, ``prefetch``, ``agent``, ``soon_after_send``;
+#: ``none`` for a browser). Counted in memory, per process: a visit writes
+#: nothing to the ledger.
+LANDING_VISITS = Counter(
+    "adieu_landing_page_visits",
+    "Landing-page visits by likely visitor (browser or scanner) and the sign that told them apart.",
+    ["visitor", "sign"],
+    registry=REGISTRY,
+)
+#: When this process started counting (the dashboard says "since …").
+COUNTING_SINCE = time.time()
+
+
+def landing_visits() -> dict[str, int]:
+    """This process's landing-page visits so far, by sign (``none`` for browsers)."""
+    counts: dict[str, int] = {}
+    for family in LANDING_VISITS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                sign = sample.labels["sign"]
+                counts[sign] = counts.get(sign, 0) + int(sample.value)
+    return counts
+
 
 def route_of(path: str) -> str:
     """A fixed name for a request path (tokens and keys stay out of labels)."""

@@ -79,12 +79,19 @@ class Adieu:
     def ledger(self) -> Ledger:
         from adieu.ledger.store import Ledger
 
-        return Ledger(
+        ledger = Ledger(
             self.engine,
             self.hasher,
             soft_bounce_limit=self.settings.soft_bounce_limit,
             soft_bounce_days=self.settings.soft_bounce_days,
         )
+        from adieu.esp.push import configured
+
+        if configured(self.settings):
+            from adieu.esp.push.queue import Targets
+
+            ledger.esp_targets = Targets.from_settings(self.settings)
+        return ledger
 
     @cached_property
     def policy(self) -> Policy:

@@ -93,6 +93,22 @@ def an_address(value: str) -> None:
         raise ValueError("is not an email address (e.g. fbl@example.com)")
 
 
+def an_ec_public_key(value: str) -> None:
+    """SendGrid's verification key: base64 DER (a PEM's header lines are allowed)."""
+    from adieu.esp.hooks.sendgrid import public_key
+
+    if public_key(value) is None:
+        raise ValueError("is not an EC public key in base64 (copy it as SendGrid shows it)")
+
+
+def a_svix_secret(value: Any) -> None:
+    """A Svix signing secret: whsec_ and base64."""
+    from adieu.esp.hooks.resend import secret_key
+
+    if not secret_key(value.reveal()):
+        raise ValueError("is not a signing secret (whsec_ and base64, as Resend shows it)")
+
+
 class Settings:
     """Adieu's settings. ``Settings(name=value, …)`` overrides what the
     environment and the file say; ``given`` names the settings set anywhere."""
@@ -266,6 +282,127 @@ class Settings:
         "X-Forwarded-Proto believed. Default: none.",
         check=networks,
     )
+    # -- email service providers' webhooks, POST /hooks/{provider} (adieu.esp.hooks) --
+    ses_topic_arns: str = setting(
+        default="",
+        description="Amazon SES via SNS: the topic ARNs whose notifications are taken "
+        "(comma-separated); unset: /hooks/ses answers 404.",
+    )
+    sns_test_ca_file: Path | None = setting(
+        default=None,
+        description="For tests only: a CA file trusted for SNS signing certificates, "
+        "instead of the system's.",
+    )
+    sns_test_cert_host: str | None = setting(
+        default=None,
+        description="For tests only: one more host (host:port) SNS signing certificates "
+        "may come from, besides sns.<region>.amazonaws.com.",
+    )
+    sendgrid_public_key: str | None = setting(
+        default=None,
+        check=an_ec_public_key,
+        description="SendGrid's Event Webhook verification key (base64, as the console "
+        "shows it); unset: /hooks/sendgrid answers 404.",
+    )
+    mailgun_signing_key: Secret | None = setting(
+        default=None,
+        description="Mailgun's HTTP webhook signing key; unset: /hooks/mailgun answers 404.",
+    )
+    postmark_webhook_user: str | None = setting(
+        default=None, description="The Basic auth user name Postmark's webhook sends."
+    )
+    postmark_webhook_password: Secret | None = setting(
+        default=None,
+        description="The Basic auth password Postmark's webhook sends; unset: "
+        "/hooks/postmark answers 404.",
+    )
+    resend_secret: Secret | None = setting(
+        default=None,
+        check=a_svix_secret,
+        description="Resend's webhook signing secret (whsec_…); unset: /hooks/resend answers 404.",
+    )
+    sparkpost_webhook_user: str | None = setting(
+        default=None, description="The Basic auth user name SparkPost's webhook sends."
+    )
+    sparkpost_webhook_password: Secret | None = setting(
+        default=None, description="The Basic auth password SparkPost's webhook sends."
+    )
+    sparkpost_webhook_token: Secret | None = setting(
+        default=None,
+        description="The bearer token SparkPost's webhook sends (instead of Basic auth); "
+        "neither set: /hooks/sparkpost answers 404.",
+    )
+    brevo_webhook_token: Secret | None = setting(
+        default=None,
+        description="The bearer token Brevo's webhook sends; unset: /hooks/brevo answers 404.",
+    )
+    mailjet_webhook_user: str | None = setting(
+        default=None, description="The Basic auth user name in Mailjet's event URL."
+    )
+    mailjet_webhook_password: Secret | None = setting(
+        default=None,
+        description="The Basic auth password in Mailjet's event URL; unset: /hooks/mailjet "
+        "answers 404.",
+    )
+    # -- Adieu's decisions out to the providers' suppression lists (adieu.esp.push) --
+    ses_region: str | None = setting(
+        default=None,
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="Amazon SES: the region whose account-level suppression list gets "
+        "Adieu's decisions (e.g. eu-west-1); AWS credentials from AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN). Unset: nothing is pushed to SES.",
+    )
+    ses_endpoint_url: str | None = setting(
+        default=None,
+        pattern=r"^https?://",
+        description="Amazon SES: another API endpoint than https://email.<region>.amazonaws.com "
+        "(a VPC endpoint, a test stand-in).",
+    )
+    sendgrid_api_key: Secret | None = setting(
+        default=None,
+        description="SendGrid: an API key with Suppressions full access; unset: nothing is "
+        "pushed to SendGrid.",
+    )
+    sendgrid_api_url: str = setting(
+        default="https://api.sendgrid.com",
+        pattern=r"^https?://",
+        description="SendGrid's API (https://api.eu.sendgrid.com for EU subusers).",
+    )
+    sendgrid_groups: str = setting(
+        default="",
+        pattern=r"^(\s*[a-z0-9._-]+\s*=\s*\d+\s*(,|$))*\s*$",
+        description="SendGrid: Adieu topics and the unsubscribe groups that stand for them "
+        "(topic=group id, comma-separated); a topic's unsubscribe goes to its group.",
+    )
+    mailgun_api_key: Secret | None = setting(
+        default=None,
+        description="Mailgun: the account's private API key (suppressions are managed with "
+        "it); with ADIEU_MAILGUN_DOMAIN set, decisions are pushed to Mailgun.",
+    )
+    mailgun_api_url: str = setting(
+        default="https://api.mailgun.net",
+        pattern=r"^https?://",
+        description="Mailgun's API (https://api.eu.mailgun.net for a domain in the EU region).",
+    )
+    mailgun_domain: str | None = setting(
+        default=None,
+        check=a_domain,
+        description="Mailgun: the sending domain whose suppression lists get Adieu's decisions.",
+    )
+    postmark_server_token: Secret | None = setting(
+        default=None,
+        description="Postmark: the server's API token; unset: nothing is pushed to Postmark.",
+    )
+    postmark_api_url: str = setting(
+        default="https://api.postmarkapp.com",
+        pattern=r"^https?://",
+        description="Postmark's API.",
+    )
+    postmark_stream: str = setting(
+        default="broadcast",
+        pattern=r"^[A-Za-z0-9_-]{1,100}$",
+        description="Postmark: the message stream whose suppressions get Adieu's decisions.",
+    )
 
     def __init__(self, **given: Any) -> None:
         values, explicit = _resolve(type(self), given)
@@ -328,8 +465,10 @@ def _file_values() -> Mapping[str, Any]:
     path = Path(os.environ.get("ADIEU_CONFIG", "adieu.toml"))
     try:
         data = path.read_bytes()
-    except OSError:
+    except FileNotFoundError:
         return {}
+    except OSError as exc:  # there, but not readable: never run on defaults instead
+        raise InvalidSettings([f"{path} cannot be read: {exc.strerror}."]) from None
     import tomllib
 
     try:

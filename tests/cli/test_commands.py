@@ -51,6 +51,7 @@ def test_help_lists_the_commands(run) -> None:  # type: ignore[no-untyped-def]
         "keys",
         "apikey",
         "webhooks",
+        "esp",
     }
 
 
@@ -65,6 +66,7 @@ def test_topics(run) -> None:  # type: ignore[no-untyped-def]
             "description": "Monthly",
             "default_opt_in": True,
             "retired_at": None,
+            "translations": {},
         }
     ]
     again = run("topic", "add", "news", "--name", "News")

@@ -6,6 +6,12 @@ verdict a careful reader gives (see README.md). Each message is classified
 with a token codec that knows none of the corpus's tokens, as mail from
 another sender would be, and the findings are compared address by address.
 
+``test_the_corpus_through_the_ledger`` then feeds every message through the
+intake into the ledger, on SQLite and (``ADIEU_TEST_DATABASE_URL``) on
+PostgreSQL: each listed address gets exactly the event its verdict names,
+a dead address is no longer sendable, a sender-side refusal still is, and no
+other address gets any event.
+
 The table printed (``pytest -s``, or run this file) gives, per family and
 overall, the recall and precision of dead-address verdicts (``hard_bounce``),
 the sender-side refusals that would have suppressed their recipient, and the
@@ -24,13 +30,21 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import func, select
 
 from adieu.feedback import vocabulary
 from adieu.feedback.classify import Classification, classify
+from adieu.feedback.intake import Intake
 from adieu.feedback.mime import parse, parseable, part_text, typed_parts
+from adieu.ledger import schema
+from adieu.service import Adieu
 from adieu.tokens import TokenCodec
+
+if TYPE_CHECKING:
+    from conftest import MakeSettings
 
 CORPUS = Path(__file__).resolve().parent
 MIN_RECALL = 0.98
@@ -232,6 +246,39 @@ def test_the_corpus_scores() -> None:
     assert total.recall >= MIN_RECALL, report
     assert total.precision >= MIN_PRECISION, report
     assert total.suppressed <= MAX_SENDER_SIDE_SUPPRESSED, report
+
+
+def test_the_corpus_through_the_ledger(make_settings: MakeSettings) -> None:
+    """Every message through the intake (a send to each listed address is
+    recorded first, so reports without a token are trusted), on each database."""
+    cases = [case for directory in families() for case in load(directory)]
+    if not cases:
+        pytest.skip("no corpus family yet")
+    expected: dict[str, str] = {}
+    for case in cases:
+        for address, verdict in case.recipients.items():
+            assert expected.setdefault(address, verdict) == verdict, (case.name, address)
+    app = Adieu(make_settings())
+    try:
+        app.ledger.record_sends(sorted(expected), category="transactional")
+        intake = Intake(app)
+        for case in cases:
+            intake.process(case.raw)
+        wrong = []
+        for address, verdict in sorted(expected.items()):
+            kinds = {e.type.value for e in app.ledger.history(address)}
+            if kinds != {verdict}:
+                wrong.append(f"{address}: expected {verdict}, recorded {sorted(kinds)}")
+            sendable = app.policy.is_sendable(address, category="transactional")
+            if sendable is (verdict == HARD):
+                wrong.append(f"{address}: {verdict} but sendable is {sendable}")
+        assert not wrong, "\n".join(wrong)
+        listed = sum(len(app.ledger.history(a)) for a in expected)
+        with app.engine.connect() as conn:
+            recorded = conn.execute(select(func.count()).select_from(schema.events)).scalar_one()
+        assert recorded == listed, "an event for an address no message reports on"
+    finally:
+        app.close()
 
 
 def test_the_vocabulary_s_shortcut_finds_what_a_full_scan_finds() -> None:

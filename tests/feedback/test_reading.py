@@ -9,6 +9,7 @@ mail returned for another sender would be."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 
@@ -276,6 +277,91 @@ def test_a_bounce_forwarded_by_a_person_is_read_inside_the_forward() -> None:
     assert verdicts(read(raw)) == {"pam@example.org": "hard_bounce"}
 
 
+def test_an_old_bounce_quoted_in_the_returned_original_decides_nothing() -> None:
+    """The returned original may quote an older bounce (a reply thread, a
+    forward): its recipient and its reason belong to another message."""
+    quoted = original("new@example.org").replace(
+        "Spam-free deals",
+        "> ----- Forwarded message -----\n> From: MAILER-DAEMON@mx.example.org\n"
+        "> Subject: failure notice\n>\n> <old@example.org>:\n"
+        "> Sorry, no mailbox here by that name. (#5.1.1)\n\n"
+        "Final-Recipient: rfc822; old@example.org\nAction: failed\nStatus: 5.1.1\n\n"
+        "Spam-free deals",
+    )
+    full = "452 4.2.2 Mailbox full"
+    reports = [
+        dsn(block("rfc822; new@example.org", "4.2.2", f"smtp; {full}", "delayed"), returned=quoted),
+        qmail(f"<new@example.org>:\n192.0.2.10 said: {full}\n").replace(original(), quoted),
+        exim(
+            "  new@example.org\n    SMTP error from remote mail server after RCPT TO:"
+            f"<new@example.org>:\n    {full}\n"
+        ).replace(original(), quoted),
+    ]
+    for raw in reports:
+        assert verdicts(read(raw)) == {"new@example.org": "soft_bounce"}
+
+
+def test_flufl_bounce_finds_addresses_but_gives_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the reader finds no recipient itself, flufl.bounce's addresses
+    are taken only when the report's own text names them, and each is judged
+    on those lines: its "permanent" is no dead address."""
+    import flufl.bounce
+
+    def all_failures(message: object) -> tuple[set[bytes], set[bytes]]:
+        return set(), {b"zoe@example.org", b"abe@example.org", b"cy@example.org"}
+
+    monkeypatch.setattr(flufl.bounce, "all_failures", all_failures)
+    raw = (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\n"
+        "To: bounces@news.example.com\nSubject: Returned mail: see transcript for details\n\n"
+        "This is the mail system. Your message could not be delivered.\n"
+        "We are sorry about zoe@example.org and will say nothing more about it.\n\n"
+        "--- original message follows ---\n\n" + original("zoe@example.org, abe@example.org")
+    )
+    found = read(raw)
+    assert verdicts(found) == {"zoe@example.org": "rejection"}
+    assert found.findings[0].details["recipient_from"] == "flufl.bounce"
+
+
+def test_a_bounce_of_the_forwarders_own_forwarding_names_nobody() -> None:
+    """A person whose mailbox forwards to an old address gets that address's
+    bounce and forwards it to us: the old address never received our mail.
+    A bounce of mail the person sent (its original is from them) is read."""
+    hers = dsn(
+        block("rfc822; greta.holm@oldjob.example.com", "5.1.1", "smtp; 550 5.1.1 User unknown"),
+        returned=original("greta@partner.example.org").replace(
+            "From: Example News <news@news.example.com>", "From: Greta <greta@partner.example.org>"
+        ),
+    ).replace("To: bounces@news.example.com", "To: Greta <greta@partner.example.org>")
+    inline = (
+        "From: Greta Holm <greta@partner.example.org>\nTo: support@news.example.com\n"
+        "Subject: Fwd: Undeliverable\n\nI keep getting these, please fix.\n\n"
+        "-----Original Message-----\nFrom: postmaster@oldjob.example.com\n"
+        "Sent: Wednesday, December 2, 2026 9:00 AM\nTo: Greta Holm <greta@partner.example.org>\n"
+        "Subject: Undeliverable: Is your inbox full?\n\n"
+        "Delivery has failed to these recipients or groups:\n\n"
+        "greta.holm@oldjob.example.com\n"
+        "The e-mail address you entered couldn't be found.\n"
+    )
+    found = read(inline)
+    assert found.findings == () and found.kind == "unknown", found
+    ours = hers.replace(
+        "From: Greta <greta@partner.example.org>", "From: Example News <news@news.example.com>"
+    )
+    attached = (
+        "From: Greta Holm <greta@partner.example.org>\nTo: support@news.example.com\n"
+        "Subject: Fwd: Undelivered Mail\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="G"\n\n'
+        "--G\nContent-Type: text/plain\n\nPlease fix.\n"
+        "--G\nContent-Type: message/rfc822\n\n{}\n--G--\n"
+    )
+    found = read(attached.format(ours))
+    assert found.findings == () and found.kind == "unknown", found
+    # Greta sent the returned original herself (she sends the newsletter):
+    # the bounce is about her recipient.
+    assert verdicts(read(attached.format(hers))) == {"greta.holm@oldjob.example.com": "hard_bounce"}
+
+
 # -- the vocabulary ------------------------------------------------------------------------------
 
 
@@ -309,6 +395,12 @@ DEAD_WORDING = [
     "550 5.7.1 No such user!",
     "550 #5.1.0 Address rejected",
     "550 The email account that you tried to reach is disabled.",
+    # Gmail's own notice, Microsoft 5.4.310 and Gmail's DNS error for a domain that is gone:
+    "Your message wasn't delivered because the address couldn't be found, or is unable to"
+    " receive mail.",
+    "550 5.4.310 DNS domain gone.example.org does not exist [Message=InfoDomainNonexistent]",
+    "DNS Error: DNS type 'mx' lookup of gone.example.org responded with code NXDOMAIN",
+    "550 This address no longer accepts mail.",
 ]
 
 
@@ -370,6 +462,25 @@ def test_a_refusal_of_the_sender_address_is_never_about_the_recipient(
     assert verdicts(read(raw)) == {"sid@example.org": "rejection"}
 
 
+def test_a_refusal_that_names_the_sender_s_address_is_not_about_the_recipient() -> None:
+    """``Address rejected`` under 5.1.0 is a recipient refusal (Cisco's LDAP
+    accept query) unless the address it names is the sender's own."""
+    sender = "smtp; 550 5.1.0 <bounces@news.example.com>... Address rejected"
+    found = read(dsn(block("rfc822; sol@example.org", "5.1.0", sender)))
+    assert verdicts(found) == {"sol@example.org": "rejection"}
+    assert found.findings[0].details["meaning"] == "sender_address"
+    recipient = "smtp; 550 #5.1.0 <sol@example.org>... Address rejected"
+    assert verdicts(read(dsn(block("rfc822; sol@example.org", "5.1.0", recipient)))) == {
+        "sol@example.org": "hard_bounce"
+    }
+    text = exim(
+        "  sol@example.org\n"
+        "    SMTP error from remote mail server after RCPT TO:<sol@example.org>:\n"
+        "    550 5.1.1 <news@news.example.com>: unknown user\n"
+    )
+    assert verdicts(read(text)) == {"sol@example.org": "rejection"}
+
+
 def test_an_ip_address_or_a_version_is_no_status_code() -> None:
     raw = exim(
         "  tom@example.org\n    host mx.example.org [4.79.181.168]\n"
@@ -429,6 +540,25 @@ def test_recipients_listed_together_share_the_reason_after_the_list() -> None:
         "fox@example.com": "hard_bounce",
         "gil@example.com": "hard_bounce",
     }
+
+
+def test_a_notice_naming_nobody_is_about_the_returned_copy_s_one_recipient() -> None:
+    notice = (
+        "From: MAILER-DAEMON@relay.example.org\nTo: bounces@news.example.com\n"
+        "Subject: Returned mail\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="R"\n\n'
+        "--R\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+        "Reason: {reason}\n\n--R\nContent-Type: message/rfc822\n\n{original}\n--R--\n"
+    )
+    dead = "550 5.1.1 Recipient address rejected: User unknown"
+    found = read(notice.format(reason=dead, original=original("vic@example.org")))
+    assert verdicts(found) == {"vic@example.org": "hard_bounce"}
+    assert found.findings[0].details["recipient_from"] == "original-recipient-header"
+    # Two recipients, or a failure that names no cause: nobody is judged.
+    two = original("vic@example.org, wyn@example.org")
+    assert read(notice.format(reason=dead, original=two)).findings == ()
+    bare = notice.format(reason="delivery failed", original=original("vic@example.org"))
+    assert read(bare).findings == ()
 
 
 def test_an_exchange_notice_about_a_subject_that_says_delay_is_no_delay_notice() -> None:
@@ -530,6 +660,53 @@ def test_placeholders_are_never_taken_for_a_recipient() -> None:
     assert read(arf(redacted, original("amy@example.net"))).findings[0].address == (
         "amy@example.net"
     )
+
+
+def test_report_parts_in_base64_are_read() -> None:
+    """RFC 2045 lets any part be base64 or quoted-printable, the report parts too."""
+    fields = "Feedback-Type: abuse\nUser-Agent: Provider/1.0\nVersion: 1\n"
+    fields += "Original-Rcpt-To: <ivo@example.net>\n"
+    encoded = base64.encodebytes(fields.encode()).decode()
+    raw = arf(encoded).replace(
+        "Content-Type: message/feedback-report\n",
+        "Content-Type: message/feedback-report\nContent-Transfer-Encoding: base64\n",
+    )
+    assert verdicts(read(raw)) == {"ivo@example.net": "complaint"}
+    status = block("rfc822; ivo@example.org", "5.1.1", "smtp; 550 5.1.1 User unknown")
+    raw = dsn(status)
+    plain_status = "Reporting-MTA: dns; mx.example.net\n\n" + status
+    raw = raw.replace(
+        f"Content-Type: message/delivery-status\n\n{plain_status}",
+        "Content-Type: message/delivery-status\nContent-Transfer-Encoding: base64\n\n"
+        + base64.encodebytes(plain_status.encode()).decode(),
+    )
+    assert "Status: 5.1.1" not in raw
+    assert verdicts(read(raw)) == {"ivo@example.org": "hard_bounce"}
+
+
+def test_an_internationalised_recipient_is_read_as_utf8() -> None:
+    """RFC 6533: a ``utf-8`` address type holds the address in UTF-8; a
+    value that cannot be read is no address at all."""
+    status = block("utf-8; zoë@example.org", "5.1.1", "smtp; 550 5.1.1 User unknown")
+    assert verdicts(read(dsn(status).encode("utf-8"))) == {"zoë@example.org": "hard_bounce"}
+    broken = block(
+        "utf-8; zo\ufffd@example.org",
+        "5.1.1",
+        "smtp; 550 5.1.1 User unknown",
+        original_recipient="rfc822; zoe@example.org",
+    )
+    assert verdicts(read(dsn(broken))) == {"zoe@example.org": "hard_bounce"}
+
+
+def test_a_list_address_in_the_complained_of_message_is_no_complainant() -> None:
+    """Mail sent to the sender's own list address (the recipients hidden):
+    the To names the list, not the person who complained."""
+    fields = "Feedback-Type: abuse\nUser-Agent: Provider/1.0\nVersion: 1\n"
+    found = read(arf(fields, original("News subscribers <list@news.example.com>")))
+    assert found.findings == () and found.kind == "unknown"
+    assert verdicts(read(arf(fields, original("ann@example.net")))) == {
+        "ann@example.net": "complaint"
+    }
 
 
 def test_a_dmarc_failure_report_is_not_a_complaint() -> None:
@@ -643,6 +820,18 @@ SAMPLES = [
     exim("  cal@example.org\n    Unrouteable address\n"),
     qmail("<dee@example.org>:\nSorry, no mailbox here by that name. (#5.1.1)\n"),
     arf("Feedback-Type: abuse\nUser-Agent: X/1\nVersion: 1\nOriginal-Rcpt-To: <eli@example.org>\n"),
+    arf(
+        base64.encodebytes(
+            b"Feedback-Type: abuse\nVersion: 1\nOriginal-Rcpt-To: <fay@example.org>\n"
+        ).decode()
+    ).replace(
+        "Content-Type: message/feedback-report\n",
+        "Content-Type: message/feedback-report\nContent-Transfer-Encoding: base64\n",
+    ),
+    "From: Gus <gus@example.net>\nTo: care@news.example.com\nSubject: Fwd: Undeliverable\n\n"
+    "-----Original Message-----\nFrom: postmaster@old.example.org\nTo: gus@example.net\n"
+    "Subject: Undeliverable\n\nDelivery has failed to these recipients or groups:\n\n"
+    "gus@old.example.org\nThe e-mail address you entered couldn't be found.\n",
 ]
 
 
@@ -660,5 +849,7 @@ def test_damaged_reports_never_crash_nor_name_a_stranger(
     found = read(raw)
     assert "could not read" not in found.note, found.note
     text = raw.decode("utf-8", "replace").lower()
+    # The address of a base64 part is named in its decoded text only.
+    encoded = {"fay@example.org"} if "base64" in sample else set()
     for finding in found.findings:
-        assert finding.address in text, (finding.address, raw[:200])
+        assert finding.address in text or finding.address in encoded, (finding.address, raw[:200])

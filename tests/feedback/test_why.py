@@ -98,9 +98,9 @@ def test_the_dashboard_shows_the_decisive_phrase(app: Adieu) -> None:
         page = client.request("GET", "/admin")
         assert page.status_code == 200
         events = page.text.split('<table id="events">', 1)[1].split("</table>", 1)[0]
-        row = re.search(r"<tr><td>[^<]*</td><td>hard_bounce</td>.*?</tr>", events)
-        assert row is not None, events
-        assert "\u201cnot listed in domino directory\u201d" in row.group(0)
+        rows = [r for r in re.findall(r"<tr>.*?</tr>", events, re.S) if "hard" in r]
+        assert len(rows) == 1, events
+        assert "\u201cnot listed in domino directory\u201d" in rows[0]
         assert "kate.lee@example.org" not in events
     finally:
         client.close()

@@ -90,8 +90,22 @@ class Sink:
             transport.write(b"421 4.4.2 upstream.test Error: timeout exceeded\r\n")
             transport.close()
 
+    @staticmethod
+    def _is_report(sender: str, data: bytes) -> bool:
+        return sender == "<>" and b"report-type=delivery-status" in data.partition(b"\r\n\r\n")[0]
+
     def recipients(self) -> list[str]:
-        return sorted(r for _, rcpts, _ in self.messages for r in rcpts)
+        """Who got a copy (the relay's delivery reports left out)."""
+        return sorted(
+            r
+            for sender, rcpts, data in self.messages
+            if not self._is_report(sender, data)
+            for r in rcpts
+        )
+
+    def reports(self) -> list[tuple[list[str], bytes]]:
+        """The delivery status notifications the relay sent."""
+        return [(r, data) for sender, r, data in self.messages if self._is_report(sender, data)]
 
 
 class RelayController(Controller):

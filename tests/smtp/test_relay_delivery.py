@@ -5,18 +5,22 @@ workers and restarts (the memory is in the ledger's database)."""
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
 import socket
 import ssl
 import time
 from collections.abc import Iterator
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from aiosmtpd.controller import Controller
 from relay_support import MESSAGE, Relay, Sink, make_app, relay_running, start_sink
 
+from adieu.feedback.classify import classify
 from adieu.ledger import Channel, EventType, Reason
 from adieu.secret import Secret
 from adieu.service import Adieu
@@ -74,6 +78,29 @@ def test_a_recipient_the_upstream_does_not_know_is_recorded_and_the_others_deliv
     assert details["status"] == "5.1.1" and details["code"] == 550
     assert "bob@example.org" not in str(details), "the address is masked in the details"
     assert "User unknown" in details["diagnostic"]
+    # Having said 250, the relay tells the sender about bob by mail (RFC 3464).
+    ((to, report),) = sink[0].reports()
+    assert to == ["news@example.com"]
+    parsed = message_from_bytes(report, policy=policy.default)
+    assert parsed.get_content_type() == "multipart/report"
+    assert parsed["Auto-Submitted"] == "auto-replied"
+    parts = [part.get_content_type() for part in parsed.iter_parts()]
+    assert parts == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
+    blocks = re.findall(
+        r"Final-Recipient: rfc822; (\S+)\r\nAction: (\w+)\r\nStatus: ([\d.]+)\r\n"
+        r"Remote-MTA: [^\r]+\r\nDiagnostic-Code: smtp; ([^\r]+)",
+        report.decode(),
+    )
+    assert blocks == [("bob@example.org", "failed", "5.1.1", mock.ANY)]
+    assert "550 5.1.1" in blocks[0][3] and "User unknown" in blocks[0][3]
+    returned = next(p for p in parsed.walk() if p.get_content_type() == "text/rfc822-headers")
+    assert b"Message-ID: <n1@example.com>" in returned.get_payload(decode=True)
+    assert b"X-Adieu-Campaign" not in report
+    # A standard DSN: Adieu's own reader finds bob's hard bounce in it.
+    found = classify(report, app.codec, ["news@example.com"])
+    assert [(f.kind.value, f.address) for f in found.findings] == [
+        ("hard_bounce", "bob@example.org")
+    ]
     # and the next message to bob is refused at RCPT, from the ledger
     with pytest.raises(smtplib.SMTPRecipientsRefused) as again:
         send(relay.port, ["bob@example.org"])
@@ -130,6 +157,21 @@ def test_a_temporary_refusal_is_451_and_the_retry_sends_only_what_is_missing(
     assert list(send(relay.port, everyone)) == ["bob@example.org"]
     assert sink[0].recipients() == ["ann@example.org", "cat@example.org", "dan@example.org"]
     assert [e.type for e in events_of(app, "bob@example.org")] == [EventType.HARD_BOUNCE]
+    ((_, report),) = sink[0].reports()  # bob's, once: cat's 450 was not for good
+    assert b"bob@example.org" in report and b"cat@example.org" not in report
+
+
+def test_no_report_goes_to_the_null_sender_or_for_a_message_refused_as_a_whole(
+    app: Adieu, relay: Relay, sink: tuple[Sink, Controller]
+) -> None:
+    sink[0].rcpt_replies["bob@example.org"] = "550 5.1.1 <bob@example.org>: User unknown"
+    with smtplib.SMTP("127.0.0.1", relay.port) as client:
+        assert client.sendmail("<>", ["ann@example.org", "bob@example.org"], MESSAGE) == {}
+    sink[0].rcpt_replies["cat@example.org"] = "550 5.1.1 <cat@example.org>: User unknown"
+    with pytest.raises(smtplib.SMTPDataError):  # the client hears it in the reply
+        send(relay.port, ["cat@example.org"])
+    assert sink[0].reports() == []
+    assert sink[0].recipients() == ["ann@example.org"]
 
 
 # -- a closed or broken upstream connection ------------------------------------------------

@@ -32,7 +32,8 @@ def postfix() -> Iterator[PrivatePostfix]:
     # A short smtpd_timeout: Postfix says 421 and closes a kept connection
     # that idles longer, as it does after five minutes by default.
     with PrivatePostfix(
-        mailboxes=["ann@example.net", "cat@example.net"], main={"smtpd_timeout": "2s"}
+        mailboxes=["ann@example.net", "cat@example.net", "news@example.net"],
+        main={"smtpd_timeout": "2s"},
     ) as mta:
         yield mta
 
@@ -49,7 +50,7 @@ def test_postfix_refuses_an_unknown_user_the_others_get_the_mail_and_the_ledger_
 ) -> None:
     with smtplib.SMTP("127.0.0.1", relay.port) as client:
         refused = client.sendmail(
-            "news@example.com", ["ann@example.net", "bob@example.net", "cat@example.net"], MESSAGE
+            "news@example.net", ["ann@example.net", "bob@example.net", "cat@example.net"], MESSAGE
         )
     assert refused == {}, "answered 250: the client is not left retrying"
     for address in ("ann@example.net", "cat@example.net"):
@@ -68,6 +69,13 @@ def test_postfix_refuses_an_unknown_user_the_others_get_the_mail_and_the_ledger_
     assert "User unknown" in details["diagnostic"]
     assert "bob@example.net" not in details["diagnostic"]
     assert "5.1.1" in postfix.log() and "bob@example.net" in postfix.log()
+    # The sender heard of bob by mail, through Postfix, from the null sender.
+    (report,) = postfix.wait_for("news@example.net")
+    assert report.startswith(b"Return-Path: <>")
+    parsed = message_from_bytes(report, policy=policy.default)
+    assert parsed.get_content_type() == "multipart/report"
+    assert b"Final-Recipient: rfc822; bob@example.net" in report
+    assert b"ann@example.net" not in report.partition(b"text/rfc822-headers")[0]
 
 
 def test_a_connection_postfix_closed_while_idle_costs_the_next_message_nothing(

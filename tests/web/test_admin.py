@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adieu.ledger import Channel
+from adieu.ledger import Channel, Frequency
 from adieu.ledger.vocabulary import Scope
 from adieu.service import Adieu
 from support import Client
@@ -29,7 +30,7 @@ class Forms(HTMLParser):
         values = dict(attrs)
         if tag == "input" and values.get("name") == "csrf":
             self.csrf.append(values.get("value") or "")
-        if tag == "svg":
+        if tag == "svg" and values.get("class") == "chart":
             self.svgs += 1
 
 
@@ -81,8 +82,8 @@ def test_the_dashboard_shows_charts_tables_and_no_address_in_the_clear(
     sign_in(client, key)
     html = client.request("GET", "/admin").text
     parsed = Forms(html)
-    assert parsed.svgs == 4
-    assert "Unsubscribes per day, by channel" in html and "one_click" in html
+    assert parsed.svgs == 5
+    assert "Unsubscribes per day, by channel" in html and "One-click button" in html
     assert "breach" in html, "1 complaint per 100 sends is over the 0.3 % limit"
     assert "no report found" in html
     assert ("r1@example.com" not in html and "r***@example.com" in html) or "@" in html
@@ -100,7 +101,7 @@ def test_contact_lookup_is_a_post_with_csrf(adieu: Adieu, client: Client) -> Non
     assert r.status_code == 403, "no CSRF token: refused"
     r = client.request("POST", "/admin/contact", data={"address": "ADA@example.com", "csrf": csrf})
     assert r.status_code == 200
-    assert "one_click" in r.text and "nov" in r.text and "shown: x" in r.text
+    assert "One-click button" in r.text and "nov" in r.text and "shown: x" in r.text
     r = client.request("POST", "/admin/contact", data={"address": "nope", "csrf": csrf})
     assert r.status_code == 400 and "not a valid email address" in r.text
     r = client.request(
@@ -163,3 +164,106 @@ def test_any_form_body_gets_a_page_never_a_crash(
     )
     assert r.status_code in (303, 400, 401, 403, 413, 429), r.status_code
     assert "Traceback" not in r.text
+
+
+def test_the_dashboard_speaks_plainly(adieu: Adieu, client: Client) -> None:
+    ledger = adieu.ledger
+    ledger.record_sends([f"r{i}@example.com" for i in range(200)], campaign="c")
+    ledger.unsubscribe("r1@example.com", channel=Channel.ONE_CLICK)
+    ledger.unsubscribe("r2@example.com", channel=Channel.LANDING_PAGE)
+    for who in ("r1", "r2"):
+        ledger.add_reason(
+            f"{who}@example.com", "too_many", choice="too_many", channel=Channel.LANDING_PAGE
+        )
+    ledger.unsubscribe("r3@example.com", channel=Channel.LANDING_PAGE)
+    ledger.add_reason(
+        "r3@example.com", "Weekly is plenty", choice="not_relevant", channel=Channel.LANDING_PAGE
+    )
+    ledger.record_complaint("r4@example.com")
+    _, key = adieu.api_keys.create("ops")
+    sign_in(client, key)
+    html = client.request("GET", "/admin").text
+    figures = re.sub(r"<[^>]+>", "", html.split('<ul class="figures">')[1].split("</ul>")[0])
+    assert re.search(r"\b1 complaint\b", figures) and "1 complaints" not in figures
+    assert re.search(r"\b200 sends\b", figures)
+    for raw in ("one_click", "landing_page", "not_relevant", "too_many"):
+        assert not re.search(rf"\b{raw}\b", html), f"{raw} is shown by its label"
+    for label in ("One-click button", "Landing page", "Too many emails", "Not relevant"):
+        assert label in html
+    # Reasons by what was chosen (the free text apart, and not as a reason).
+    reasons = html.split('aria-label="Reasons chosen"')[1].split("</svg>")[0]
+    assert "Too many emails: 2" in reasons and "Not relevant: 1" in reasons
+    assert "Weekly is plenty" not in reasons
+    assert "What people wrote" in html and "“weekly is plenty”" in html
+    # Legends say what each colour covers, with the ranges.
+    assert "Goal: below 0.1 %" in html and "Watch: 0.1–0.3 %" in html
+    assert "Over the limit: 0.3 % and above" in html
+    # The drawings do not scale their text (no viewBox; the size is the style sheet's).
+    for svg in re.findall(r'<svg class="chart"[^>]*>', html):
+        assert "viewBox" not in svg
+    assert "font-size" not in html.split('<section class="charts">')[1].split("</section>")[0]
+    header = html.split("<main>")[0]
+    assert header.count(adieu.settings.sender_name) == 2, "once in the title, once in the header"
+    # Tables scroll inside a labelled region that keyboard users can reach.
+    assert html.count('<div class="scroll" role="region"') >= 4
+
+
+def test_the_dashboard_counts_landing_page_visits_by_kind(adieu: Adieu, client: Client) -> None:
+    _, key = adieu.api_keys.create("ops")
+    sign_in(client, key)
+
+    def shown() -> dict[str, int]:
+        html = client.request("GET", "/admin").text
+        visits = html.split('aria-label="Landing-page visits"')[1].split("</svg>")[0]
+        return {k: int(v) for k, v in re.findall(r"<title>([^<]+): (\d+)</title>", visits)}
+
+    before = shown()
+    link = adieu.link("jane@example.com")
+    client.request("GET", f"/u/{link.token}", headers={"user-agent": "Mozilla/5.0 Firefox/128.0"})
+    client.request("HEAD", f"/u/{link.token}")
+    after = shown()
+    assert after["Browsers"] == before["Browsers"] + 1
+    assert after["Scanners: HEAD requests"] == before["Scanners: HEAD requests"] + 1
+    assert adieu.ledger.history("jane@example.com") == ()
+
+
+def test_the_contact_page_shows_no_python_values(adieu: Adieu, client: Client) -> None:
+    ledger = adieu.ledger
+    ledger.add_topic("news", "News")
+    ledger.set_preferences(
+        "ada@example.com",
+        channel=Channel.PREFERENCES,
+        topics={"news": False},
+        frequency=Frequency.WEEKLY,
+        details={"campaign": None, "shown": "preference_center"},
+    )
+    _, key = adieu.api_keys.create("ops")
+    sign_in(client, key)
+    csrf = Forms(client.request("GET", "/admin").text).csrf[0]
+    page = client.request(
+        "POST", "/admin/contact", data={"address": "ada@example.com", "csrf": csrf}
+    )
+    history = page.text.split('id="history"')[1].split("</table>")[0]
+    assert "None" not in history and "[[" not in history and "True" not in history
+    assert "frequency: every → weekly" in history and "topic news: on → off" in history
+    assert 'class="when"' in history, "dates do not wrap mid-value"
+
+
+def test_the_header_names_the_sender_once(tmp_path: Path) -> None:
+    from adieu.settings import Settings
+
+    for sender in ("Adieu demo", "Example News"):
+        app = Adieu(Settings(data_dir=tmp_path / sender, sender_name=sender))
+        client = Client(app)
+        try:
+            _, key = app.api_keys.create("ops")
+            sign_in(client, key)
+            html = client.request("GET", "/admin").text
+        finally:
+            client.close()
+            app.close()
+        head = html.split("<main>")[0]
+        header = re.sub(r"<[^>]+>", " ", head.split('<header class="top">')[1])
+        title = head.split("<title>")[1].split("</title>")[0]
+        for text in (header, title):
+            assert text.count(sender) == 1 and text.count("Adieu") == 1, text

@@ -115,12 +115,16 @@ class Door:
         if r.status_code == 503:
             assert_unavailable(r, "text/html")
 
-    def working_again(self) -> None:
-        """Nothing refused was recorded, and every door works as before."""
+    def working_again(self, *, stale: bool = False) -> None:
+        """Nothing refused was recorded, and every door works as before.
+        ``stale``: connections opened during the outage are still in the pool,
+        and the first request to meet one may be a last 503 (which drops them)."""
         for address in ("one-click@example.com", "api@example.com", "page@example.com"):
             assert self.adieu.policy.is_sendable(address), f"{address} recorded without an answer"
         one_click = self.adieu.codec.mint("one-click@example.com")
         r = self.http.post(f"/u/{one_click}", content=ONE_CLICK, headers=FORM)
+        if stale and r.status_code == 503:
+            r = self.http.post(f"/u/{one_click}", content=ONE_CLICK, headers=FORM)
         assert r.status_code == 200 and r.text == "You are unsubscribed."
         assert not self.adieu.policy.is_sendable("one-click@example.com")
         r = self.http.post(
@@ -202,9 +206,11 @@ def test_a_read_only_ledger_is_a_503_with_retry_after_and_service_resumes(
         event.listen(engine, "connect", hook)
         engine.dispose()  # every connection from now on is read-only
         door.refused_everywhere()
+        # Writable again. The connections opened meanwhile are still read-only
+        # (as SQLite's are when they open a file they may not write): the
+        # ledger must drop them by itself, not wait for a restart.
         event.remove(engine, "connect", hook)
-        engine.dispose()
-        door.working_again()
+        door.working_again(stale=True)
     assert_clean_log(caplog)
 
 

@@ -10,13 +10,17 @@ import select
 import socket
 import threading
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from live import adieu_serve, rss_mib
 
 from adieu.cli import main
@@ -193,6 +197,98 @@ def test_each_door_refuses_a_body_over_its_limit_in_its_own_shape(
     assert r.status_code == 413 and "Sign in" not in r.text and "<html" in r.text
 
 
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    size=st.integers(ADMIN_LIMIT - 64, ADMIN_LIMIT + 64),
+    cuts=st.lists(st.integers(1, 6000), max_size=6),
+    declared=st.booleans(),
+)
+def test_a_body_is_refused_exactly_when_it_passes_its_limit(
+    client: Client, size: int, cuts: list[int], declared: bool
+) -> None:
+    """However the bytes arrive (in one piece with Content-Length, or in
+    pieces of any size without), one byte over the limit is a 413 and the
+    limit itself is not."""
+    client.app.state.auth.limiter.slow_down = 0
+    body = b"key=" + b"k" * (size - 4)
+    pieces, at = [], 0
+    for cut in cuts:
+        pieces.append(body[at : at + cut])
+        at += cut
+    pieces.append(body[at:])
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    content = body if declared else streamed()
+    r = client.request("POST", "/admin/login", content=content, headers=FORM)
+    if size > ADMIN_LIMIT:
+        assert r.status_code == 413, r.status_code
+    else:
+        assert r.status_code in (401, 429), r.status_code  # read whole, the key checked
+
+
+def test_an_http_2_body_without_content_length_is_counted(
+    client: Client,
+) -> None:
+    """In HTTP/1 a request with neither Content-Length nor Transfer-Encoding
+    has no body (RFC 9112 §6.3); in HTTP/2 the body comes in frames with no
+    such header, so it is counted like a chunked one."""
+    started: list[int] = []
+
+    async def call(version: str, pieces: int) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": version,
+            "method": "POST",
+            "scheme": "https",
+            "path": "/api/v1/check",
+            "raw_path": b"/api/v1/check",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"mail.example.net"), (b"content-type", b"application/json")],
+            "client": ("203.0.113.7", 4711),
+            "server": ("mail.example.net", 443),
+            "state": {},
+        }
+        left = pieces
+
+        async def receive() -> dict[str, object]:
+            nonlocal left
+            left -= 1
+            return {"type": "http.request", "body": b" " * MIB, "more_body": left > 0}
+
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                started.append(message["status"])
+
+        await client.app(scope, receive, send)
+
+    client.loop.run_until_complete(call("2", 11))
+    assert started == [413]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=st.one_of(
+        st.text(st.sampled_from("0123456789"), min_size=1, max_size=6000),
+        st.from_regex(r"[ -~]{0,24}", fullmatch=True),
+    )
+)
+@example(value="9" * 5000)
+def test_any_content_length_is_answered_never_a_500(client: Client, value: str) -> None:
+    """(A length of thousands of digits used to be a ValueError in the limit.)"""
+    client.app.state.auth.limiter.slow_down = 0
+    r = client.request("POST", "/api/v1/check", content=b"{}", headers={"content-length": value})
+    assert r.status_code in (401, 413, 429), (value[:40], r.status_code)
+
+
 # -- control characters ------------------------------------------------------------
 
 
@@ -262,9 +358,18 @@ def test_the_ledger_refuses_control_characters_where_it_takes_text(adieu: Adieu)
         ledger.add_reason("a@example.com", "too\x00many", channel=Channel.LANDING_PAGE)
     with pytest.raises(InvalidInput, match="control characters"):
         ledger.unsubscribe("b@example.com", channel=Channel.CLI, reason="\x00")
+    with pytest.raises(InvalidInput, match="control characters"):
+        adieu.outbox.create_webhook("https://crm.example/x", description="crm\x00")
+    hook = adieu.outbox.create_webhook("https://crm.example/x", description="CRM\n\tsync")
+    with pytest.raises(InvalidInput, match="control characters"):
+        adieu.outbox.update_webhook(hook.id, description="\x1b[2J")
+    with pytest.raises(InvalidInput, match="control characters"):
+        adieu.api_keys.create("ops\x00")
     assert ledger.topic("news").description == "Once a month.\nSometimes twice."
     assert ledger.topic("news").name == "News"
     assert adieu.policy.is_sendable("b@example.com")
+    assert [h.description for h in adieu.outbox.webhooks()] == ["CRM\n\tsync"]
+    assert adieu.api_keys.list() == []
 
 
 def test_the_reason_form_refuses_control_characters_kindly(adieu: Adieu, client: Client) -> None:
@@ -291,16 +396,106 @@ def test_the_reason_form_refuses_control_characters_kindly(adieu: Adieu, client:
     assert reason.reason == "Zu viele.\n\tDanke" or reason.reason == "Zu viele.\r\n\tDanke"
 
 
-def test_topic_add_refuses_control_characters_with_a_message(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+#: Any text, with the characters that are not text drawn often.
+ANY_TEXT = st.text(
+    st.one_of(
+        st.characters(exclude_categories=()),
+        st.sampled_from("\x00\x07\x1b\x7f\x85\u2028\t\n\r \ud800\udfff"),
+    ),
+    max_size=30,
+)
+
+
+def controls_in(value: str, *, lines: bool) -> bool:
+    """Whether ``value`` holds a control character (Unicode's Cc) or a lone
+    surrogate (Cs); with ``lines``, TAB, LF and CR are text."""
+    allowed = "\t\n\r" if lines else ""
+    return any(unicodedata.category(c) in ("Cc", "Cs") and c not in allowed for c in value)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(name=ANY_TEXT, description=ANY_TEXT)
+def test_any_text_given_to_the_api_is_stored_as_given_or_refused_with_a_422(
+    adieu: Adieu, name: str, description: str
 ) -> None:
+    _, key = adieu.api_keys.create("ops")
+    api = Client(adieu, headers={"Authorization": f"Bearer {key}"})
+    topic = f"t{len(adieu.ledger.topics(retired=True))}"
+    try:
+        body = json.dumps({"key": topic, "name": name, "description": description})
+        r = api.request("POST", "/api/v1/topics", content=body, headers={"content-type": JSON})
+        if controls_in(name, lines=False) or controls_in(description, lines=True):
+            assert r.status_code == 422, (r.status_code, r.text)
+            assert r.json()["error"]["code"] in ("invalid_request", "invalid_input")
+        elif name.strip():
+            assert r.status_code == 201, (r.status_code, r.text)
+            got = api.request("GET", f"/api/v1/topics/{topic}").json()
+            assert (got["name"], got["description"]) == (name.strip(), description.strip())
+        else:
+            assert r.status_code == 422, (r.status_code, r.text)
+    finally:
+        api.close()
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=ANY_TEXT.filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t)))
+def test_any_text_in_the_reason_form_is_kept_or_asked_for_again(
+    adieu: Adieu, client: Client, text: str
+) -> None:
+    """(A form's body is bytes: no lone surrogate can come through it.)"""
+    address = f"r{time.monotonic_ns()}@example.com"
+    token = adieu.codec.mint(address)
+    page = client.request("POST", f"/u/{token}", data={"adieu-page": "1", "scope": "all"})
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert page.status_code == 200 and found is not None
+    r = client.request("POST", f"/u/{token}/reason", data={"csrf": found.group(1), "text": text})
+    reasons = [e.reason for e in adieu.ledger.history(address) if e.type is EventType.REASON]
+    if controls_in(text, lines=True):
+        assert r.status_code == 400 and f'action="/u/{token}/reason"' in r.text
+        assert reasons == []
+    else:
+        assert r.status_code == 200, r.text
+        assert len(reasons) == (1 if text.strip() else 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["topic", "add", "news", "--name", "News\x00"], "A topic's name cannot contain"),
+        (["topic", "add", "news", "--name", "N", "--description", "\x1b[2J"], "description"),
+        (["unsubscribe", "ann@example.com", "--reason", "so\x00"], "A reason cannot contain"),
+        (["resubscribe", "ann@example.com", "--note", "\x07"], "A note cannot contain"),
+        (
+            ["webhooks", "add", "https://crm.example/x", "--description", "crm\x00"],
+            "A webhook's description cannot contain",
+        ),
+        (["apikey", "create", "--name", "ops\x00"], "An API key's name cannot contain"),
+    ],
+)
+def test_the_commands_refuse_control_characters_with_a_message(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, args: list[str], words: str
+) -> None:
+    """On PostgreSQL a NUL used to end in a DataError; on SQLite it was stored."""
     monkeypatch.setenv("ADIEU_DATA_DIR", str(settings.data_dir))
     if settings.database_url:
         monkeypatch.setenv("ADIEU_DATABASE_URL", settings.database_url)
-    result = CliRunner().invoke(main, ["topic", "add", "news", "--name", "News\x00"])
-    assert result.exit_code == 2
-    assert "A topic's name cannot contain control characters" in result.output
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr  # one sentence
+    assert words in errors[0] and "control characters" in errors[0], result.stderr
     assert "Traceback" not in result.output
+    app = Adieu(settings)
+    try:
+        assert app.ledger.topics() == [] and app.outbox.webhooks() == []
+        assert app.api_keys.list() == []
+        assert app.ledger.history("ann@example.com") == ()
+    finally:
+        app.close()
 
 
 # -- sessions and sign-in ------------------------------------------------------------

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from babel.dates import format_datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -20,6 +19,7 @@ from adieu.ledger import Channel, EventType, Frequency
 from adieu.ledger import schema as t
 from adieu.service import Adieu
 from adieu.settings import Settings
+from adieu.times import local_moment
 from support import Client
 
 
@@ -107,7 +107,7 @@ def test_page_button_confirms_and_says_already_with_the_date(adieu: Adieu, clien
     assert event.channel is Channel.LANDING_PAGE
     second = client.request("POST", f"/u/{link.token}", data=form)
     assert "You were already unsubscribed" in second.text
-    assert format_datetime(event.at, format="long", tzinfo=UTC, locale="en") in second.text
+    assert local_moment(event.at, "en", UTC) in second.text
 
 
 def test_invalid_token_gets_a_kind_400_and_writes_nothing(adieu: Adieu, client: Client) -> None:
@@ -351,7 +351,7 @@ def test_preference_center_after_unsubscribing_offers_to_come_back(
     link = adieu.link("jane@example.com")
     client.request("POST", f"/u/{link.token}")
     page = client.request("GET", f"/p/{link.token}").text
-    assert "You are unsubscribed from all marketing email since" in page
+    assert "You have been unsubscribed from all marketing email since" in page
     assert "Subscribe again" in page
 
 
@@ -361,7 +361,7 @@ def test_language_from_token_then_browser(adieu: Adieu, client: Client) -> None:
         f"/u/{adieu.link('jane@example.com', locale='sv').token}",
         headers={"accept-language": "de"},
     )
-    assert 'lang="sv"' in sv.text and "Avregistrera dig från all marknadsföringsmejl" in sv.text
+    assert 'lang="sv"' in sv.text and "Avregistrera dig från alla marknadsföringsmejl" in sv.text
     de = client.request(
         "GET",
         f"/u/{adieu.link('jane@example.com').token}",
@@ -647,3 +647,220 @@ def test_a_reason_after_leaving_only_the_links_topic_is_kept(adieu: Adieu, clien
         "POST", f"/u/{link.token}/reason", data={"csrf": _csrf(everything.text), "choice": "other"}
     )
     assert adieu.ledger.history("jane@example.com")[-1].scope == "all"
+
+
+# -- the landing page knows you left ---------------------------------------------------
+
+
+def _buttons(html: str) -> list[str]:
+    return [b.strip() for b in re.findall(r"<button[^>]*>([^<]+)</button>", html)]
+
+
+def test_the_landing_page_says_you_left_and_since_when_and_offers_the_way_back(
+    adieu: Adieu, client: Client
+) -> None:
+    link = adieu.link("jane@example.com")
+    client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"})
+    (left,) = adieu.ledger.history("jane@example.com")
+    before = events(adieu)
+    for method in ("GET", "HEAD", "GET"):
+        page = client.request(method, f"/u/{link.token}")
+        assert page.status_code == 200
+    assert events(adieu) == before, "opening the link again writes nothing"
+    assert "You are unsubscribed" in page.text
+    assert f"You unsubscribed on {local_moment(left.at, 'en', UTC)}." in page.text
+    assert "j•••@example.com" in page.text
+    assert _buttons(page.text) == ["Subscribe again"], "no button to leave again"
+    assert f'href="/p/{link.token}"' in page.text  # Change my preferences
+    back = client.request(
+        "POST",
+        f"/u/{link.token}/resubscribe",
+        data={"csrf": _csrf(page.text), "scope": "all"},
+        headers={"origin": "https://mail.example.net"},
+    )
+    assert back.status_code == 200 and "You are subscribed again" in back.text
+    assert adieu.policy.is_sendable("jane@example.com")
+    again = client.request("GET", f"/u/{link.token}")
+    assert "Unsubscribe from all marketing email" in _buttons(again.text)
+
+
+def test_the_landing_page_after_a_complaint_or_an_erasure_offers_no_way_back(
+    adieu: Adieu, client: Client
+) -> None:
+    complained = adieu.link("jane@example.com")
+    adieu.ledger.record_complaint("jane@example.com")
+    page = client.request("GET", f"/u/{complained.token}").text
+    assert "You have been unsubscribed since" in page and "You unsubscribed on" not in page
+    assert _buttons(page) == [] and "Subscribe again" not in page
+    assert f'href="/p/{complained.token}"' in page
+    erased = adieu.link("john@example.com")
+    adieu.ledger.unsubscribe("john@example.com", channel=Channel.ONE_CLICK)
+    adieu.ledger.erase("john@example.com", channel=Channel.CLI)
+    page = client.request("GET", f"/u/{erased.token}").text
+    assert "You are unsubscribed" in page
+    assert "Subscribe again" not in page and "/p/" not in page and _buttons(page) == []
+    assert "erase" not in page.lower()
+    # A hard bounce alone is no "no" from the person: the choices as ever.
+    bounced = adieu.link("jim@example.com")
+    adieu.ledger.record_bounce("jim@example.com", hard=True)
+    page = client.request("GET", f"/u/{bounced.token}").text
+    assert "Unsubscribe from all marketing email" in _buttons(page)
+
+
+def test_a_topic_link_says_which_no_holds(adieu: Adieu, client: Client) -> None:
+    adieu.ledger.add_topic("news", "Monthly news")
+    link = adieu.link("jane@example.com", topic="news")
+    client.request("POST", f"/u/{link.token}", data={"adieu-page": "1", "scope": "topic"})
+    page = client.request("GET", f"/u/{link.token}").text
+    assert "You will not receive emails about Monthly news from" in page
+    assert _buttons(page) == ["Unsubscribe from all marketing email", "Subscribe again"]
+    assert 'name="scope" value="topic"' in page.split("resubscribe")[1]
+    client.request("POST", f"/u/{link.token}", data={"adieu-page": "1", "scope": "all"})
+    page = client.request("GET", f"/u/{link.token}").text
+    assert "You will not receive marketing email from" in page
+    assert _buttons(page) == ["Subscribe again"]
+
+
+def test_the_thank_you_page_keeps_the_way_back(adieu: Adieu, client: Client) -> None:
+    link = adieu.link("jane@example.com")
+    csrf = _csrf(client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"}).text)
+    thanks = client.request(
+        "POST", f"/u/{link.token}/reason", data={"csrf": csrf, "choice": "too_many"}
+    )
+    assert "Thank you" in thanks.text and _buttons(thanks.text) == ["Subscribe again"]
+    back = client.request("POST", f"/u/{link.token}/resubscribe", data={"csrf": _csrf(thanks.text)})
+    assert "You are subscribed again" in back.text
+    assert adieu.policy.is_sendable("jane@example.com")
+    adieu.ledger.record_complaint("jane@example.com")
+    thanks = client.request("POST", f"/u/{link.token}/reason", data={"csrf": csrf, "text": "x"})
+    assert "Thank you" in thanks.text and "Subscribe again" not in thanks.text
+
+
+def test_the_preference_center_never_offers_to_leave_someone_already_out(
+    adieu: Adieu, client: Client
+) -> None:
+    link = adieu.link("jane@example.com")
+    page = client.request("GET", f"/p/{link.token}").text
+    assert "Unsubscribe from all marketing email" in _buttons(page)
+    client.request("POST", f"/u/{link.token}", data={"adieu-page": "1"})
+    page = client.request("GET", f"/p/{link.token}").text
+    assert "You have been unsubscribed from all marketing email since" in page
+    assert "Unsubscribe from all marketing email" not in _buttons(page)
+    assert "Subscribe again" in _buttons(page)
+    adieu.ledger.record_complaint("jane@example.com")
+    page = client.request("GET", f"/p/{link.token}").text
+    assert "You have been unsubscribed from all marketing email since" in page
+    assert _buttons(page) == ["Save my preferences"]
+    adieu.ledger.erase("jane@example.com", channel=Channel.CLI)
+    page = client.request("GET", f"/p/{link.token}").text
+    assert "can no longer change your preferences" in page
+    assert _buttons(page) == ["Save my preferences"], "nothing that would not work"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/u/"), ("GET", "/u"), ("GET", "/p/"), ("GET", "{token}/reason"), ("PUT", "{token}")],
+)
+def test_a_cut_or_odd_link_gets_the_kind_invalid_link_page_in_the_readers_language(
+    adieu: Adieu, client: Client, method: str, path: str
+) -> None:
+    token = adieu.link("jane@example.com").token
+    url = path.replace("{token}", f"/u/{token}")
+    page = client.request(method, url, headers={"accept-language": "de-CH, en;q=0.5"})
+    assert page.status_code in (404, 405)
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'lang="de"' in page.text and "Dieser Link ist nicht gültig" in page.text
+    assert events(adieu) == 0
+    elsewhere = client.request("GET", "/nothing-here")
+    assert elsewhere.status_code == 404 and "Page not found" in elsewhere.text
+
+
+# -- landing-page visits, counted by kind ----------------------------------------------
+
+
+def _visits(client: Client) -> dict[tuple[str, str], float]:
+    text = client.request("GET", "/metrics").text
+    found = re.findall(
+        r'adieu_landing_page_visits_total\{sign="([a-z_]+)",visitor="([a-z_]+)"\} ([0-9.e+]+)',
+        text,
+    )
+    return {(visitor, sign): float(n) for sign, visitor, n in found}
+
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "kind"),
+    [
+        ("GET", {"user-agent": BROWSER}, ("browser", "none")),
+        ("HEAD", {"user-agent": BROWSER}, ("likely_scanner", "head")),
+        ("GET", {"user-agent": BROWSER, "sec-purpose": "prefetch"}, ("likely_scanner", "prefetch")),
+        ("GET", {"user-agent": BROWSER, "purpose": "prefetch"}, ("likely_scanner", "prefetch")),
+        ("GET", {"user-agent": BROWSER, "x-moz": "prefetch"}, ("likely_scanner", "prefetch")),
+        ("GET", {"user-agent": "Barracuda Sentinel (EE)"}, ("likely_scanner", "agent")),
+        ("GET", {"user-agent": ""}, ("likely_scanner", "agent")),
+    ],
+)
+def test_landing_page_visits_are_counted_by_kind_and_write_nothing(
+    adieu: Adieu, client: Client, method: str, headers: dict[str, str], kind: tuple[str, str]
+) -> None:
+    link = adieu.link("jane@example.com")
+    before = _visits(client)
+    assert client.request(method, f"/u/{link.token}", headers=headers).status_code == 200
+    after = _visits(client)
+    grown = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert grown == {kind: 1}
+    assert events(adieu) == 0
+    assert "jane" not in client.request("GET", "/metrics").text
+
+
+def test_a_visit_just_after_a_send_counts_as_a_likely_scanner(adieu: Adieu, client: Client) -> None:
+    link = adieu.link("jane@example.com")
+    adieu.ledger.record_send("jane@example.com", campaign="spring")
+    before = _visits(client)
+    client.request("GET", f"/u/{link.token}", headers={"user-agent": BROWSER})
+    after = _visits(client)
+    soon = ("likely_scanner", "soon_after_send")
+    assert after[soon] - before.get(soon, 0) == 1
+    assert adieu.ledger.history("jane@example.com") == ()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    agent=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=200),
+    purpose=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+    header=st.sampled_from(["purpose", "sec-purpose", "x-purpose", "x-moz", "x-other"]),
+    method=st.sampled_from(["GET", "HEAD"]),
+)
+def test_any_visit_headers_are_counted_once_and_change_nothing(
+    adieu: Adieu, client: Client, agent: str, purpose: str, header: str, method: str
+) -> None:
+    link = adieu.link("jane@example.com")
+    before = sum(_visits(client).values())
+    page = client.request(
+        method, f"/u/{link.token}", headers={"user-agent": agent, header: purpose}
+    )
+    assert page.status_code == 200
+    assert sum(_visits(client).values()) == before + 1
+    assert events(adieu) == 0
+
+
+def test_the_landing_page_opens_while_the_ledger_cannot_be_read(
+    adieu: Adieu, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading whether the person already left is a courtesy: when storage
+    fails, the page with the choices still opens (a choice then waits)."""
+    import sqlite3
+
+    link = adieu.link("jane@example.com")
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(adieu.ledger, "send_state", unreadable)
+    page = client.request("GET", f"/u/{link.token}")
+    assert page.status_code == 200
+    assert "Unsubscribe from all marketing email" in _buttons(page.text)

@@ -317,3 +317,44 @@ def test_private_networks_are_allowed_by_default(adieu: Adieu, sinks: list[Sink]
     adieu.ledger.unsubscribe("x@example.com", channel=Channel.ONE_CLICK)
     asyncio.run(deliverer_for(adieu).run_once())
     assert len(sinks[0].ids) == 1
+
+
+def test_a_ledger_outage_is_one_line_each_way_and_delivery_resumes_by_itself(
+    adieu: Adieu, sinks: list[Sink], monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """The ledger locked or gone for a while: the deliverer says so once, with
+    no traceback (it polls every half second; it used to log one each time),
+    and delivers once the ledger answers again."""
+    from sqlalchemy.exc import OperationalError
+
+    adieu.outbox.create_webhook(sinks[0].url)
+    _unsubscribe(adieu, 1)
+    claim = adieu.outbox.claim
+    failed = 0
+
+    def unavailable(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failed
+        if failed < 8:
+            failed += 1
+            raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(adieu.outbox, "claim", unavailable)
+    deliverer = Deliverer(adieu.outbox, timeout=2, poll=0.01)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(deliverer.run(stop))
+        deadline = time.monotonic() + 20
+        while not sinks[0].ids and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        stop.set()
+        await running
+
+    with caplog.at_level(logging.INFO, logger="adieu.webhooks"):
+        asyncio.run(main())
+    assert failed == 8 and len(sinks[0].ids) == 1
+    said = [r for r in caplog.records if r.name == "adieu.webhooks"]
+    assert [r.exc_info for r in said] == [None, None]
+    assert "paused" in said[0].getMessage() and "database is locked" in said[0].getMessage()
+    assert "resumed" in said[1].getMessage()

@@ -31,6 +31,7 @@ COMMANDS = {
     "apikey": "operator:apikey",
     "report": "operator:report",
     "webhooks": "operator:webhooks",
+    "esp": "esp:esp",
 }
 main.lazy(COMMANDS)
 

@@ -17,15 +17,47 @@ from adieu.cli.options import (
     workers_option,
 )
 from adieu.cli.root import _Lazy, pass_app
-from adieu.errors import EX_DATAERR, EX_TEMPFAIL, AdieuError
+from adieu.errors import EX_TEMPFAIL, AdieuError
 from adieu.i18n import _
+
+
+def _page_language(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A language the pages are written in, or a region of one (``en-GB``
+    reads English, ``pt-AO`` European Portuguese); anything else is refused
+    rather than quietly shown in the default language."""
+    if not value:
+        return value
+    from adieu.errors import InvalidInput
+    from adieu.i18n import available, negotiate, tag
+    from adieu.tokens import check_locale
+
+    try:
+        check_locale(value)
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc)) from None
+    # With no catalog for ``value``, negotiation falls back to its default:
+    # asked with two different defaults, it answers the same only if one serves it.
+    have = available()
+    if len({negotiate(value, default=fallback) for fallback in have[:2]}) != 1:
+        raise click.BadParameter(
+            _(
+                "the pages are not written in {tag!r}. Choose one of {languages}"
+                " (or a region of one, such as en-GB or pt-BR)."
+            ).format(tag=value, languages=", ".join(tag(locale) for locale in have))
+        )
+    return value
 
 
 @click.command()
 @click.argument("address")
 @click.option("--topic", default=None, help=_("Leave only this topic (default: all marketing)."))
 @click.option("--campaign", default=None, help=_("Campaign id carried in the link."))
-@click.option("--locale", default=None, help=_("Language of the pages, e.g. sv or pt-BR."))
+@click.option(
+    "--locale",
+    default=None,
+    callback=_page_language,
+    help=_("Language of the pages, e.g. sv or pt-BR."),
+)
 @click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
 @pass_app
 def link(
@@ -73,7 +105,12 @@ def stamp(
 @click.argument("message", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help=_("Print JSON."))
 def lint(message: Path, as_json: bool) -> None:
-    """Check a message or template against R1, R8, R9 and RFC 8058 (exit 1 on errors)."""
+    """Check that a message or template lets people leave easily.
+
+    It looks for a visible, readable unsubscribe link in every text and HTML
+    part, and for the List-Unsubscribe and one-click headers (RFC 2369,
+    RFC 8058) signed by DKIM. Exits 1 when something must be fixed.
+    """
     from adieu.mail.lint import ERROR, report
     from adieu.mail.lint import lint as check
 
@@ -83,7 +120,9 @@ def lint(message: Path, as_json: bool) -> None:
     elif not findings:
         click.echo(_("No findings: the unsubscribe headers and links are in order."))
     for f in [] if as_json else findings:
-        click.echo(f"{f.severity}: [{f.rule}] {f.message}")
+        # The standard a finding comes from, by name; Adieu's own rules need none.
+        source = f"[{f.rule}] " if f.rule.startswith("RFC") else ""
+        click.echo(f"{f.severity}: {source}{f.message}")
     if any(f.severity == ERROR for f in findings):
         sys.exit(1)
 
@@ -156,6 +195,7 @@ def relay(
         parse_networks,
         run_relay,
     )
+    from adieu.smtp.server import bind
 
     app = lazy.app
     settings = app.settings
@@ -180,12 +220,13 @@ def relay(
         upstream_ca_file=str(settings.upstream_ca_file) if settings.upstream_ca_file else None,
     )
     metrics_where = parse_hostport(metrics_at, 9125) if metrics_at else None
-    # Said only once the ports are known to be free: a busy port is one error,
-    # never a banner and then an error.
-    check_free(host, port)
+    # Said only once the ports are known to be free and the relay's own port
+    # is open: a busy port is one error, never a banner and then an error, and
+    # a client that connects on reading the banner is queued, not refused.
     if metrics_where is not None:
         for index in range(max(workers, 1)):
             check_free(metrics_where[0], metrics_where[1] + index)
+    bind(host, port)
     click.echo(
         _("Relaying from {host}:{port} to {upstream}.").format(
             host=host, port=port, upstream=upstream
@@ -211,11 +252,13 @@ def relay(
 
 @click.command()
 @click.argument("source", required=False)
+@click.argument("recipients", nargs=-1)
 @click.option("--listen", default=None, help=_("HOST:PORT to receive reports on (SMTP)."))
 @click.option("--lmtp", is_flag=True, help=_("Speak LMTP instead of SMTP on --listen."))
 @click.option(
     "--recipient",
-    default=None,
+    "recipient",
+    multiple=True,
     help=_(
         "The envelope recipient, for a pipe transport (finds VERP addresses, return-path"
         " and mailto tokens)."
@@ -223,18 +266,26 @@ def relay(
 )
 @pass_app
 def inbound(
-    lazy: _Lazy, source: str | None, listen: str | None, lmtp: bool, recipient: str | None
+    lazy: _Lazy,
+    source: str | None,
+    recipients: tuple[str, ...],
+    listen: str | None,
+    lmtp: bool,
+    recipient: tuple[str, ...],
 ) -> None:
     """Record mailto unsubscribes, complaints and bounces sent back by mail.
 
-    `adieu inbound -` reads one message on stdin (a Postfix or Exim pipe:
-    exit 0 done, 75 try later, 65 unusable); `--listen HOST:PORT` runs an SMTP
-    listener; `adieu inbound list-unknown` lists what could not be classified
-    and the reports that were not trusted (ADIEU_INBOUND_TRUST), with why.
+    `adieu inbound - [RECIPIENT]...` reads one message on stdin, for each
+    envelope recipient given (a Postfix or Exim pipe: exit 0 done or kept
+    for review, 75 try later); `--listen HOST:PORT` runs an SMTP listener;
+    `adieu inbound list-unknown` lists what could not be classified and the
+    reports that were not trusted (ADIEU_INBOUND_TRUST), with why.
     """
-    from adieu.feedback.intake import Intake
     from adieu.service import Adieu
 
+    if source == "-":
+        _inbound_pipe(lazy, [*recipient, *recipients])
+        return
     app = lazy.app
     if source == "list-unknown":
         items = app.ledger.review_items()
@@ -252,40 +303,77 @@ def inbound(
             click.echo(f"{item_id}\t{_when(received)}\t{size}\t{note}\t{subject[:60]}")
         return
     if listen is not None:
-        from adieu.processes import check_free
         from adieu.smtp.inbound import run_inbound
-        from adieu.smtp.server import parse_hostport
+        from adieu.smtp.server import bind, parse_hostport
 
         host, port = parse_hostport(listen, 2526)
-        check_free(host, port)  # before saying so: a busy port is one error
+        bind(host, port)  # open before saying so: a busy port is one error
         click.echo(_("Receiving reports on {host}:{port}.").format(host=host, port=port))
         settings = app.settings
         app.close()  # nothing opened here may cross into the listener
         serving()
         run_inbound(lambda: Adieu(settings), host, port, lmtp=lmtp)
         return
-    if source != "-":
-        raise click.UsageError(
-            _("Give - (a message on stdin), --listen HOST:PORT or list-unknown.")
-        )
-    raw = sys.stdin.buffer.read()
+    raise click.UsageError(_("Give - (a message on stdin), --listen HOST:PORT or list-unknown."))
+
+
+def _inbound_pipe(lazy: _Lazy, recipients: list[str]) -> None:
+    """`adieu inbound -`: one message on stdin, run by an MTA's pipe transport.
+
+    The exit status is what the MTA acts on (sysexits.h): 0 recorded or kept
+    for review (a message that cannot even be parsed is kept), and 75 for
+    everything else it may run into (settings, permissions, the key file, the
+    ledger, nowhere to keep it, an error of Adieu's own), so the MTA keeps the
+    message and tries again: nothing here makes it bounce a message back to
+    the person who sent it.
+    """
+    from adieu.errors import storage_trouble
+    from adieu.feedback.intake import Intake
+
+    results = []
     try:
-        result = Intake(app).process(raw, [recipient] if recipient else None)
-    except AdieuError:
-        raise
-    except Exception as exc:  # the ledger is unavailable: the MTA keeps the message
+        raw = sys.stdin.buffer.read()
+        intake = Intake(lazy.app)
+        if recipients:
+            results = intake.process_each(raw, list(dict.fromkeys(recipients)))
+        else:
+            results = [intake.process(raw)]
+    except OSError as exc:  # a file Adieu needs: say which
+        where = exc.filename or ""
+        why = f"{exc.strerror or type(exc).__name__}: {where}" if where else str(exc)
+        say(_("Cannot record this now ({what}); try again later.").format(what=why))
+        sys.exit(EX_TEMPFAIL)
+    except AdieuError as exc:
+        problems = getattr(exc, "problems", None) or [str(exc)]
+        say(_("Cannot record this now ({what}); try again later.").format(what=" ".join(problems)))
+        sys.exit(EX_TEMPFAIL)
+    except Exception as exc:  # the ledger is unavailable, or a fault: the MTA keeps the message
+        if not storage_trouble(exc):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         say(_("Cannot record this now ({what}); try again later.").format(what=type(exc).__name__))
         sys.exit(EX_TEMPFAIL)
-    kind = result.classification.kind
-    for what, who in result.applied:
-        click.echo(f"{what}\t{who}")
-    for what, who in result.unverified:
-        click.echo(f"unverified\t{what}\t{who}")
-    if result.review_id is not None:
-        click.echo(
-            _("Kept for review as #{id}: {note}").format(
-                id=result.review_id, note=result.review_note
-            )
-        )
-    if kind == "unusable":
-        sys.exit(EX_DATAERR)
+    for result in results:
+        for what, who in result.applied:
+            click.echo(f"{what}\t{who}")
+        for what, who in result.unverified:
+            click.echo(f"unverified\t{what}\t{who}")
+    for review_id, note in dict.fromkeys(
+        (r.review_id, r.review_note) for r in results if r.review_id is not None
+    ):
+        # The queue's note may end by saying it was kept; this line says so already.
+        why = note.removesuffix("; kept for review")
+        click.echo(_("Kept for review as #{id}: {note}").format(id=review_id, note=why))
+    if not any(r.applied or r.unverified or r.review_id is not None for r in results):
+        # Nothing recorded and nothing kept: say so, and why, rather than nothing.
+        first = results[0].classification if results else None
+        if first is not None and first.kind == "auto_reply":
+            click.echo(_("An automatic reply (such as out of office): nothing to record."))
+        elif first is not None and first.note:
+            click.echo(_("Nothing to record: {why}.").format(why=first.note))
+        else:
+            click.echo(_("Nothing to record."))
+    if any(r.classification.kind == "unusable" and r.review_id is None for r in results):
+        # Unreadable and not kept (nowhere to keep it): the MTA keeps it meanwhile.
+        sys.exit(EX_TEMPFAIL)

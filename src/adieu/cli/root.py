@@ -13,11 +13,19 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from adieu import __version__
-from adieu.cli.options import error
+from adieu.cli.options import error, say
 from adieu.errors import AdieuError, InvalidSettings, Unavailable, storage_trouble
+from adieu.i18n import _
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from adieu.service import Adieu
+    from adieu.settings import Settings
+
+#: Commands that make the data directory as part of what they are for (and
+#: say where): any other says so when it is about to make one.
+MAKE_THE_DATA_DIR = frozenset({("serve",), ("db", "upgrade")})
 
 
 class AdieuGroup(click.Group):
@@ -83,7 +91,16 @@ class _Lazy:
             from adieu.service import Adieu
             from adieu.settings import Settings
 
-            self._app = Adieu(Settings())
+            settings = Settings()
+            new = _new_data_dir(settings)
+            if new is not None and _command() not in MAKE_THE_DATA_DIR:
+                say(
+                    _(
+                        "Creating {path} for a new ledger and key file (none there yet);"
+                        " set ADIEU_DATA_DIR to use an existing one."
+                    ).format(path=new)
+                )
+            self._app = Adieu(settings)
         return self._app
 
     def close(self) -> None:
@@ -92,3 +109,24 @@ class _Lazy:
 
 
 pass_app = click.make_pass_decorator(_Lazy)
+
+
+def _command() -> tuple[str, ...]:
+    """The command being run, as its words after ``adieu`` (``("db", "upgrade")``)."""
+    ctx = click.get_current_context(silent=True)
+    words: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        words.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return tuple(words)
+
+
+def _new_data_dir(settings: Settings) -> Path | None:
+    """The default data directory (``./adieu-data``, wherever the command
+    runs), in full, when Adieu is about to create it for its files: it is not
+    there, no setting names it, and the ledger or the key file goes in it.
+    A directory the settings name is made without a word: it was asked for."""
+    if "data_dir" in settings.given or (settings.database_url and settings.keys_file):
+        return None
+    path = settings.data_dir.resolve()
+    return None if path.exists() else path

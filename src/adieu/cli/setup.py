@@ -10,6 +10,7 @@ import click
 from adieu.cli.options import _table, _when, show
 from adieu.cli.root import _Lazy, pass_app
 from adieu.i18n import _
+from adieu.ledger.records import TopicText
 from adieu.times import iso_or_none
 
 
@@ -29,11 +30,72 @@ def topic() -> None:
     show_default=True,
     help=_("Whether people receive it until they say otherwise (--opt-out: only after they ask)."),
 )
+@click.option(
+    "--name-in",
+    "names_in",
+    nargs=2,
+    multiple=True,
+    metavar="LANG NAME",
+    help=_("The name in one language, e.g. --name-in ja ニュース (repeatable)."),
+)
+@click.option(
+    "--description-in",
+    "descriptions_in",
+    nargs=2,
+    multiple=True,
+    metavar="LANG TEXT",
+    help=_("The description in one language (repeatable; needs --name-in for it)."),
+)
 @pass_app
-def topic_add(lazy: _Lazy, key: str, name: str, description: str, default_opt_in: bool) -> None:
+def topic_add(
+    lazy: _Lazy,
+    key: str,
+    name: str,
+    description: str,
+    default_opt_in: bool,
+    names_in: tuple[tuple[str, str], ...],
+    descriptions_in: tuple[tuple[str, str], ...],
+) -> None:
     """Add a topic."""
-    created = lazy.app.ledger.add_topic(key, name, description, default_opt_in)
+    translations = _translations(names_in, descriptions_in)
+    created = lazy.app.ledger.add_topic(key, name, description, default_opt_in, translations)
     click.echo(_("Added topic {key}.").format(key=created.key))
+
+
+@topic.command("translate")
+@click.argument("key")
+@click.argument("lang")
+@click.option("--name", default=None, help=_("The name in this language."))
+@click.option("--description", default="", help=_("The description in this language."))
+@click.option("--remove", is_flag=True, help=_("Remove this language's name and description."))
+@pass_app
+def topic_translate(
+    lazy: _Lazy, key: str, lang: str, name: str | None, description: str, remove: bool
+) -> None:
+    """Name and describe a topic in one language (pages in that language show it)."""
+    from adieu.errors import InvalidInput
+
+    if remove == (name is not None):
+        raise InvalidInput(_("Give either --name or --remove."))
+    text = None if remove else TopicText(name or "", description)
+    lazy.app.ledger.update_topic(key, translations={lang: text})
+    done = _("Removed {lang} from topic {key}.") if remove else _("Topic {key} in {lang} saved.")
+    click.echo(done.format(key=key, lang=lang))
+
+
+def _translations(
+    names: tuple[tuple[str, str], ...], descriptions: tuple[tuple[str, str], ...]
+) -> dict[str, TopicText]:
+    from adieu.errors import InvalidInput
+
+    described = dict(descriptions)
+    named = dict(names)
+    for lang in described:
+        if lang not in named:
+            raise InvalidInput(
+                _("--description-in {lang} needs --name-in {lang} too.").format(lang=lang)
+            )
+    return {lang: TopicText(text, described.get(lang, "")) for lang, text in named.items()}
 
 
 @topic.command("list")
@@ -67,6 +129,9 @@ def _topic_json(t: Any) -> dict[str, Any]:
         "description": t.description,
         "default_opt_in": t.default_opt_in,
         "retired_at": iso_or_none(t.retired_at),
+        "translations": {
+            k: {"name": v.name, "description": v.description} for k, v in t.translations.items()
+        },
     }
 
 

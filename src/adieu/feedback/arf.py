@@ -16,11 +16,19 @@ from adieu.feedback import markers
 from adieu.feedback.mime import (
     ORIGINAL_TYPES,
     carried,
+    encoded_report_text,
+    header_text,
     original_of,
     part_text,
     typed_parts,
 )
-from adieu.feedback.reading import Reading, Reported, addresses_of, placeholder, shown
+from adieu.feedback.reading import (
+    Reading,
+    Reported,
+    addresses_of,
+    placeholder,
+    shown,
+)
 
 COMPLAINT, UNKNOWN = "complaint", "unknown"
 #: Feedback types that are a complaint (RFC 5965 and the ARF draft's opt-out types).
@@ -43,14 +51,17 @@ def fields_of(message: Message) -> list[tuple[str, str]]:
     for part, kind in typed_parts(message):
         if kind != "message/feedback-report":
             continue
+        encoded = encoded_report_text(part)
         payload = part.get_payload()
-        if isinstance(payload, list):  # parsed as header blocks
+        if encoded is None and isinstance(payload, list):  # parsed as header blocks
             for block in payload:
                 if isinstance(block, Message):
-                    found.extend((k.lower(), " ".join(str(v).split())) for k, v in block.items())
+                    found.extend(
+                        (k.lower(), " ".join(header_text(v).split())) for k, v in block.items()
+                    )
             continue
         last = -1
-        for line in part_text(part).splitlines():
+        for line in (part_text(part) if encoded is None else encoded).splitlines():
             if line[:1] in (" ", "\t") and last >= 0:
                 name, value = found[last]
                 found[last] = (name, f"{value} {line.strip()}")
@@ -95,8 +106,18 @@ def from_arf(message: Message) -> Reading:
                         Reported(address, kind, how, {**details, "recipient_from": how})
                     )
     if not reported and original is not None:
+        # A To at the sender's own domain is the sender's list or alias
+        # address (the real recipients were not shown): never a complainant.
+        own = {
+            a.rpartition("@")[2]
+            for a in addresses_of(
+                original.get("From"), original.get("Sender"), original.get("Return-Path")
+            )
+        }
         for field, how in ((_HOTMAIL, "x-hmxmroriginalrecipient"), ("To", "original-to")):
             for address in addresses_of(*original.get_all(field, [])):
+                if how == "original-to" and address.rpartition("@")[2] in own:
+                    continue
                 if not placeholder(address):
                     reported.append(
                         Reported(address, kind, how, {**details, "recipient_from": how})

@@ -5,6 +5,7 @@ none in; it never gives a verdict."""
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from typing import Any
 
@@ -24,6 +25,18 @@ BOUNCE, UNKNOWN = "bounce", "unknown"
 _RETURNED_REPORT = (
     "a report about a returned report (a forwarded notice bounced), not about mail to a person"
 )
+FORWARDERS_OWN = (
+    "a bounce returned to the person who forwards it: about mail they sent or forwarded,"
+    " not about a recipient of ours"
+)
+#: The line a mail program puts before a message it forwards inline.
+_FORWARD_MARK = re.compile(
+    r"^[ \t>]*(?:-{2,} ?(?:original message|forwarded message|message transféré|"
+    r"ursprüngliche nachricht|weitergeleitete nachricht) ?-{2,}|begin forwarded message:)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FIELD = re.compile(r"^[ \t>]*([A-Za-z-]+):[ \t]*(.*)$")
+_REPLY_CODE = re.compile(r"(?<![\w.\[])[45]\d\d[ -]")
 
 
 def _details(verdict: vocabulary.Verdict, how: str, action: str, diagnostic: str) -> dict[str, Any]:
@@ -114,6 +127,7 @@ def _judge(block: dsn.Block, address: str, how: str, report: _Lazy) -> Reported 
         )
     if verdict.kind == vocabulary.DELIVERED:
         return None
+    verdict = _about_the_sender(verdict, diagnostic, address, report.exclude)
     action = block.get("action").strip().lower()
     return Reported(address, verdict.kind, how, _details(verdict, how, action, block.diagnostic))
 
@@ -162,12 +176,62 @@ def _same_local(address: str, name: str) -> bool:
     return bool(local) and local in (squeeze(name), squeeze(name.split(".")[0]))
 
 
+def returned_to_forwarder(message: Message, inner: Message | None = None) -> bool:
+    """Whether a bounce a person forwards (attached as ``inner``, or pasted
+    inline after a forward line) was returned to that person about mail they
+    did not send: a bounce of their own forwarding of a message they received,
+    which names none of its recipients. A bounce of mail the person sent (its
+    returned original is from them), and a mail system's or a list's forward,
+    are read as any other."""
+    sender = str(message.get("From", ""))
+    forwarder = set(addresses_of(sender))
+    if not forwarder or any(s in sender.lower() for s in markers.BOUNCE_SENDERS):
+        return False
+    if inner is not None:
+        system = str(inner.get("From", "")).lower()
+        if not any(s in system for s in markers.BOUNCE_SENDERS):
+            return False  # a forward of a forward: the report is further in
+        if not forwarder & set(addresses_of(*inner.get_all("To", []))):
+            return False
+        original = original_of(inner)
+        return original is None or not forwarder & _senders(original)
+    text = "\n".join(report_texts(message))
+    for mark in _FORWARD_MARK.finditer(text):
+        rest = text[mark.end() :].lstrip("\r\n").splitlines()
+        block = 0
+        to: set[str] = set()
+        for line in rest[:12]:
+            field = _FIELD.match(line)
+            if field is None:
+                break
+            block += 1
+            if field.group(1).lower() in ("to", "cc"):
+                to.update(addresses_of(field.group(2)))
+        if not forwarder & to:
+            continue
+        sent_by = set()
+        for line in rest[block:]:
+            field = _FIELD.match(line)
+            if field is not None and field.group(1).lower() in ("from", "sender", "return-path"):
+                sent_by.update(addresses_of(field.group(2)))
+        return not forwarder & sent_by
+    return False
+
+
+def _senders(original: Message) -> set[str]:
+    return set(
+        addresses_of(original.get("From"), original.get("Sender"), original.get("Return-Path"))
+    )
+
+
 def from_text(message: Message, envelope: list[str]) -> Reading | None:
     """A bounce without a delivery-status part, read from its text; ``None``
     when the message does not say it is one or names no recipient."""
     original = original_of(message)
     exclude = senders_of(message, original) | set(addresses_of(*envelope))
     report = _report(message, exclude)
+    if report.failing and returned_to_forwarder(message):
+        return Reading(UNKNOWN, note=FORWARDERS_OWN, original=original)
     if not _signals(message, report):
         return None
     if original is None and report.after:
@@ -175,6 +239,11 @@ def from_text(message: Message, envelope: list[str]) -> Reading | None:
         if inline is not None and is_report(inline):
             return Reading(UNKNOWN, note=_RETURNED_REPORT, original=inline)
         original = inline
+        # The pasted original's sender is never a recipient either.
+        more = senders_of(message, original) - exclude if original is not None else set()
+        exclude |= more
+        if more & report.named.keys():
+            report = _report(message, exclude)
     named = {n.address: n for n in report.candidates()}
     how_named = "report-text"
     for address in addresses_of(*message.get_all("X-Failed-Recipients", [])):
@@ -184,20 +253,57 @@ def from_text(message: Message, envelope: list[str]) -> Reading | None:
     for address, entry in named.items():
         if placeholder(address):
             continue
-        found = _from_lines(address, entry, report, how_named)
+        found = _from_lines(address, entry, report, how_named, exclude)
         if found.kind != vocabulary.DELIVERED:
             reported.append(found)
     if not reported and report.user_ids:
         reported.extend(_user_ids(report, original, exclude))
     if not reported:
         reported.extend(_flufl(message, report, exclude))
+    if not reported and not report.named:
+        reported.extend(_sole_recipient(report, original, exclude))
     if not reported:
         return None
     return _reading(reported, original, "")
 
 
-def _from_lines(address: str, entry: plain.Named, report: plain.ReportText, how: str) -> Reported:
+def _sole_recipient(
+    report: plain.ReportText, original: Message | None, exclude: set[str]
+) -> list[Reported]:
+    """A notice that names no address at all, about a returned original that
+    was addressed to one recipient: that recipient, judged on the notice's
+    words (a cause must be named: a bare failure is no verdict)."""
+    pool = [a for a in recipients_of(original) if a not in exclude]
+    if len(pool) != 1 or not report.shared.strip():
+        return []
+    action = "delayed" if report.delayed else ""
+    verdict = vocabulary.decide("", report.shared, action)
+    if verdict.kind == vocabulary.DELIVERED or verdict.basis == "default":
+        return []
+    how = "original-recipient-header"
+    return [Reported(pool[0], verdict.kind, how, _details(verdict, how, action, report.shared))]
+
+
+def _about_the_sender(
+    verdict: vocabulary.Verdict, diagnostic: str, address: str, senders: set[str]
+) -> vocabulary.Verdict:
+    """A dead-address verdict whose reply names the sender's own address (the
+    return path, the original's From) and not the recipient's: the reply was
+    about the sender (``553 5.1.0 <bounces@…>... Address rejected``)."""
+    if verdict.kind != vocabulary.HARD or "@" not in diagnostic:
+        return verdict
+    reply = _REPLY_CODE.search(diagnostic)  # the reply itself, not the command before it
+    named = addresses_of(diagnostic[reply.start() :].split("\n", 1)[0] if reply else diagnostic)
+    if address in named or not any(a in senders for a in named):
+        return verdict
+    return vocabulary.Verdict(vocabulary.REJECTION, verdict.code, verdict.reply, None, "sender")
+
+
+def _from_lines(
+    address: str, entry: plain.Named, report: plain.ReportText, how: str, senders: set[str]
+) -> Reported:
     verdict = vocabulary.decide("", entry.evidence, entry.action, fallback=(report.shared,))
+    verdict = _about_the_sender(verdict, entry.evidence, address, senders)
     return Reported(
         address, verdict.kind, how, _details(verdict, how, entry.action, entry.evidence)
     )

@@ -177,6 +177,12 @@ def _read(message: Message, envelope: list[str], depth: int) -> Reading | None:
         inner = carried(part)
         if inner is None:
             continue
+        if not has_type(inner, "message/feedback-report") and bounces.returned_to_forwarder(
+            message, inner
+        ):
+            from adieu.feedback.reading import Reading
+
+            return Reading(bounces.UNKNOWN, note=bounces.FORWARDERS_OWN)
         if has_type(inner, "message/feedback-report"):
             found = arf.from_arf(inner)
         elif has_type(inner, *DSN_TYPES):

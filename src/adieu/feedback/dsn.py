@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from email.message import Message
 
 from adieu.addresses import canonical_or_none
-from adieu.feedback.mime import DSN_TYPES, part_text, typed_parts
+from adieu.feedback.mime import (
+    DSN_TYPES,
+    encoded_report_text,
+    header_text,
+    part_text,
+    typed_parts,
+)
 
 # Compiled once: the email parser's boundary patterns crowd re's own cache.
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
@@ -75,13 +81,16 @@ def field_groups(part: Message) -> list[dict[str, str]]:
 
 
 def _text_of_status(part: Message) -> str:
+    encoded = encoded_report_text(part)
+    if encoded is not None:
+        return encoded
     payload = part.get_payload()
     if isinstance(payload, list):  # the parser made each block a header-only message
         pieces = []
         for block in payload:
             if not isinstance(block, Message):
                 continue
-            lines = [f"{k}: {v}" for k, v in block.items()]
+            lines = [f"{k}: {header_text(v)}" for k, v in block.items()]
             body = block.get_payload()
             if isinstance(body, str) and body.strip():
                 lines.append(body)
@@ -125,7 +134,7 @@ def address_in(value: str) -> str | None:
     text = (rest if sep else value).strip()
     inside = _ANGLED.fullmatch(text)
     candidate = inside.group(1) if inside else text
-    if "@" not in candidate or any(c in candidate for c in ' <>"(),'):
+    if "@" not in candidate or any(c in candidate for c in ' <>"(),\ufffd'):
         return None  # a display name, a quoted or a commented form: not an RFC 822 address
     return canonical_or_none(candidate)
 

@@ -26,20 +26,39 @@ mailto's topic that is not known) changes nothing and the message is kept
 for review; one that names an erased contact changes nothing either (erasure
 already stops all mail). One message counts once for one person: findings
 of the same kind for the same address are applied once.
+
+A message delivered to several envelope recipients (an SMTP or LMTP
+listener, a pipe given several) is read once per recipient
+(``process_each``): each return path or mailto address names its own
+person, and one report for one person still counts once. The envelope
+recipient is what the MTA delivered for, so a mailto token there names its
+person even when the message's To lists other mailto addresses too.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from adieu.addresses import addresses_in, mask
-from adieu.feedback.classify import Classification, Finding, FindingKind, classify
+from adieu.errors import InvalidToken
+from adieu.feedback.classify import (
+    Classification,
+    Finding,
+    FindingKind,
+    MessageKind,
+    classify,
+)
 from adieu.ledger import Channel, EventType
 from adieu.scopes import ALL
 from adieu.service import Adieu
-from adieu.tokens import CompactPayload
+from adieu.tokens import UNSUBSCRIBE, CompactPayload
+
+#: A mailto unsubscribe address as an envelope recipient (any case: MTAs fold it).
+_ENVELOPE_MAILTO = re.compile(r"(?i)^<?\s*unsubscribe\+([A-Za-z0-9_-]{40,1024})@[^@<>]+>?$")
 
 #: How much of a message is read for addresses a compact token may name.
 _SCAN = 256 * 1024
@@ -72,16 +91,41 @@ class Intake:
     def process(self, raw: bytes, envelope_to: list[str] | None = None) -> IntakeResult:
         """Classify one message and record what it says. Database trouble
         raises (the caller answers "try later"); nothing else does."""
+        return self._process(raw, envelope_to or [], set(), {})
+
+    def process_each(self, raw: bytes, recipients: Sequence[str]) -> list[IntakeResult]:
+        """``process`` for each envelope recipient in turn (one result each,
+        in order): a report for one person counts once however many
+        recipients it came to, and a message kept for review is kept once.
+        Database trouble raises, after the recipients before it were recorded."""
+        if len(recipients) <= 1:
+            return [self.process(raw, list(recipients))]
+        reading = self.reading(raw)
+        return [reading.recipient(recipient) for recipient in recipients]
+
+    def reading(self, raw: bytes) -> MessageReading:
+        """One message read for its recipients one at a time (``process_each``
+        when each recipient's outcome is wanted on its own, as LMTP does)."""
+        return MessageReading(self, raw)
+
+    def _process(
+        self,
+        raw: bytes,
+        envelope_to: list[str],
+        seen: set[tuple[str, str]],
+        kept: dict[str, int],
+    ) -> IntakeResult:
         classification = classify(raw, self.adieu.codec, envelope_to)
+        if classification.kind in (MessageKind.UNKNOWN, MessageKind.AUTO_REPLY):
+            classification = self._envelope_mailto(envelope_to) or classification
         result = IntakeResult(classification)
         ledger = self.adieu.ledger
         if classification.kind in ("unknown", "unusable"):
             result.review_note = f"{classification.kind}: {classification.note}"
-            result.review_id = ledger.keep_for_review(raw, result.review_note)
+            result.review_id = self._keep(raw, result.review_note, kept)
             return result
         doubts: list[str] = []
         unresolved: list[str] = []
-        seen: set[tuple[str, str]] = set()
         for finding in classification.findings:
             if isinstance(finding.token, CompactPayload):
                 resolved, unknown = self._resolve(finding, finding.token, raw)
@@ -115,8 +159,30 @@ class Intake:
             notes.append("unverified: " + "; ".join(doubts))
         if notes:
             result.review_note = "; ".join(notes)
-            result.review_id = ledger.keep_for_review(raw, result.review_note)
+            result.review_id = self._keep(raw, result.review_note, kept)
         return result
+
+    def _keep(self, raw: bytes, note: str, kept: dict[str, int]) -> int:
+        """Keep ``raw`` for review once per message (``kept`` remembers it)."""
+        if "id" not in kept:
+            kept["id"] = self.adieu.ledger.keep_for_review(raw, note)
+        return kept["id"]
+
+    def _envelope_mailto(self, envelope_to: list[str]) -> Classification | None:
+        """A mailto unsubscribe named by the one envelope recipient alone."""
+        if len(envelope_to) != 1:
+            return None
+        match = _ENVELOPE_MAILTO.match(envelope_to[0].strip())
+        if match is None:
+            return None
+        try:
+            token = self.adieu.codec.open_any(match.group(1))
+        except InvalidToken:
+            return None
+        if isinstance(token, CompactPayload) and token.purpose != UNSUBSCRIBE:
+            return None
+        finding = Finding(FindingKind.MAILTO, token.address, token, {"scope": token.scope})
+        return Classification(MessageKind.UNSUBSCRIBE, (finding,))
 
     def _resolve(
         self, finding: Finding, token: CompactPayload, raw: bytes
@@ -214,3 +280,17 @@ class Intake:
             ledger.record_event(
                 finding.address, EventType.REJECTION, channel=Channel.BOUNCE, details=details
             )
+
+
+class MessageReading:
+    """One message's recipients, read one at a time (``Intake.reading``)."""
+
+    def __init__(self, intake: Intake, raw: bytes) -> None:
+        self._intake = intake
+        self._raw = raw
+        self._seen: set[tuple[str, str]] = set()
+        self._kept: dict[str, int] = {}
+
+    def recipient(self, recipient: str) -> IntakeResult:
+        """Record what the message says for ``recipient``; database trouble raises."""
+        return self._intake._process(self._raw, [recipient], self._seen, self._kept)

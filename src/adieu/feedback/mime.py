@@ -5,9 +5,12 @@ every message, the readers only for the reports."""
 
 from __future__ import annotations
 
+import binascii
+import quopri
 import re
 from collections.abc import Iterator
 from email import message_from_bytes, message_from_string
+from email.header import Header, decode_header
 from email.message import Message
 from email.parser import HeaderParser
 
@@ -95,6 +98,52 @@ def part_text(part: Message) -> str:
         return payload.decode(charset, "replace")
     except (LookupError, ValueError):
         return payload.decode("utf-8", "replace")
+
+
+def header_text(value: object) -> str:
+    """A header field's value as text: a value with 8-bit bytes in it (an
+    RFC 6533 ``utf-8`` address, parsed as a ``Header``) decoded as UTF-8."""
+    if isinstance(value, Header):
+        pieces = []
+        for chunk, charset in decode_header(value):
+            if isinstance(chunk, bytes):
+                name = charset if charset and charset != "unknown-8bit" else "utf-8"
+                try:
+                    pieces.append(chunk.decode(name, "replace"))
+                except LookupError:
+                    pieces.append(chunk.decode("utf-8", "replace"))
+            else:
+                pieces.append(chunk)
+        return "".join(pieces)
+    return str(value)
+
+
+def encoded_report_text(part: Message) -> str | None:
+    """The text of a report part (``message/delivery-status``,
+    ``message/feedback-report``) sent in base64 or quoted-printable, which
+    the parser cannot read as header blocks; ``None`` when it is not encoded."""
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding not in ("base64", "quoted-printable"):
+        return None
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        pieces = []
+        for block in payload:
+            if isinstance(block, Message):
+                lines = [f"{k}: {header_text(v)}" for k, v in block.items()]
+                body = block.get_payload()
+                if isinstance(body, str):
+                    lines.append(body)
+                pieces.append("\n".join(lines))
+        raw = "\n\n".join(pieces)
+    else:
+        raw = str(payload)
+    data = raw.encode("ascii", "replace")
+    try:
+        decoded = binascii.a2b_base64(data) if encoding == "base64" else quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded.decode("utf-8", "replace")
 
 
 _TAG = re.compile(r"<(?:br|p|div|tr|li|h\d|table)\b[^>]*>|</(?:p|div|tr|li|h\d|table)>", re.I)

@@ -45,13 +45,16 @@ SOURCES: dict[str, str] = {
     "(Unrouteable address, retry timeout exceeded, sender verify)",
     "sendmail": "Sendmail Installation and Operation Guide: DSN texts (User unknown, "
     "Host unknown, Deferred)",
-    "qmail": "qmail-send bounce format (QSBMF, cr.yp.to/proto/qsbmf.txt) and "
-    "qmail-local/qmail-remote messages",
+    "qmail": "qmail-send bounce format (QSBMF, cr.yp.to/proto/qsbmf.txt), "
+    "qmail-local/qmail-remote messages, and the notice qmail hosting panels (Plesk) return "
+    "for a mailbox that is gone (This address no longer accepts mail)",
     "microsoft": "Microsoft Learn: Email non-delivery reports and SMTP errors in Exchange "
-    "Online (5.1.1, 5.1.10, 5.2.2, 5.4.1, 5.7.x), Exchange Server NDR codes",
+    "Online (5.1.1, 5.1.10, 5.2.2, 5.4.1, 5.4.310 DNS domain does not exist, 5.7.x), "
+    "Exchange Server NDR codes",
     "outlook": "Outlook.com postmaster troubleshooting (mailbox unavailable, S3150, SC-00x, "
     "OU-00x)",
-    "gmail": "Google Workspace Admin Help: Gmail SMTP errors and codes (answer 3726730)",
+    "gmail": "Google Workspace Admin Help: Gmail SMTP errors and codes (answer 3726730), and "
+    "Gmail's own delivery failure notices (Address not found; DNS Error ... NXDOMAIN)",
     "yahoo": "Yahoo Sender Hub: SMTP error codes; Yahoo Mail help SLN3444",
     "mailru": "Mail.ru postmaster help: reasons for non-delivery",
     "yandex": "Yandex Mail help: reports on non-delivery to Yandex and to other addresses",
@@ -427,6 +430,13 @@ PHRASES: tuple[tuple[str, str, str, str], ...] = (
     (DEAD, r"wasn't found at", "microsoft", ""),
     (
         DEAD,
+        r"(?:address|account|mailbox|recipient)(?: [\w'-]+){0,3} "
+        r"(?:couldn't|can't|cannot) be found",
+        "gmail",
+        "",
+    ),
+    (
+        DEAD,
         r"(?:address|e-?mail address) you entered (?:couldn't|could not|can't) be found",
         "microsoft",
         "",
@@ -439,7 +449,9 @@ PHRASES: tuple[tuple[str, str, str, str], ...] = (
     (DEAD, r"host unknown", "sendmail", ""),
     (DEAD, r"(?:host|domain)(?: or domain)?(?: name)? not found", "postfix", ""),
     (DEAD, r"no such (?:host|domain)", "yandex", ""),
-    (DEAD, r"(?:domain|host)(?: name)? (?:does not|doesn't) exist", "cisco", ""),
+    (DEAD, r"(?:domain|host)(?: name)?(?: [\w.-]+)? (?:does not|doesn't) exist", "microsoft", ""),
+    (DEAD, r"infodomainnonexistent", "microsoft", ""),
+    (DEAD, r"nxdomain", "gmail", ""),
     (DEAD, r"invalid domain", "trellix", ""),
     (DEAD, r"domain (?:is )?(?:invalid|unknown)", "postfix", ""),
     (DEAD, r"unknown (?:domain|host)", "sendmail", ""),
@@ -481,6 +493,7 @@ PHRASES: tuple[tuple[str, str, str, str], ...] = (
     (DISABLED, r"(?:mailbox|account) disabled", "rfc3463", ""),
     (DISABLED, r"policy rejection on the target address", "yandex", ""),
     (DISABLED, r"no longer (?:active|in use|available|exists|valid)", "mailru", ""),
+    (DISABLED, r"no longer accepts? (?:mail|e-?mail|messages)", "qmail", ""),
     # -- conditions expected to pass ----------------------------------------------------------
     (TEMPORARY, r"receiving (?:e-?)?mail (?:too quickly|at a rate)", "gmail", ""),
     (TEMPORARY, r"recipient thread limit", "microsoft", ""),

@@ -116,7 +116,7 @@ class Verdict:
     code: Code | None = None  # the enhanced status code weighed
     reply: str = ""  # the basic reply code, when there was one
     hit: Hit | None = None  # the phrase that decided, if one did
-    basis: str = "default"  # what decided: action, status, phrase or default
+    basis: str = "default"  # what decided: action, status, phrase, sender or default
 
     def details(self) -> dict[str, str]:
         """The why, as event details (no address in them)."""
@@ -129,6 +129,8 @@ class Verdict:
             found["phrase"] = self.hit.phrase
             found["meaning"] = self.hit.entry.meaning.value
             found["source"] = self.hit.entry.source
+        elif self.basis == "sender":  # the reply named the sender's address
+            found["meaning"] = Meaning.SENDER_ADDRESS.value
         elif self.code is not None and self.basis == "status" and self.code.meaning:
             found["meaning"] = self.code.meaning.value
             found["source"] = (

@@ -21,6 +21,7 @@ from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE
 from adieu.ledger.vocabulary import Scope
+from adieu.text import checked
 
 PREFIX = "adieu_"
 #: How often ``last_used_at`` is written: a busy key must not cost a write per call.
@@ -58,7 +59,7 @@ class ApiKeys:
         if scope not in tuple(Scope):
             raise InvalidInput(f"An API key's scope is read, send or admin (not {scope!r}).")
         scope = Scope(scope)
-        name = name.strip()
+        name = checked(name, "An API key's name").strip()
         if not name or len(name) > 100:
             raise InvalidInput("An API key needs a name of 1-100 characters.")
         secret = PREFIX + secrets.token_urlsafe(32)

@@ -40,6 +40,11 @@ class LedgerBase:
     """What every part of the ledger shares: the engine, the hasher, the clock,
     the write transaction and the low-level writes of contacts and events."""
 
+    #: The email service providers that get the ledger's decisions
+    #: (``adieu.esp.push.queue.Targets``, set by ``Adieu``): queued in the
+    #: same transaction as the events, like the webhook deliveries.
+    esp_targets: Any = None
+
     def __init__(
         self,
         engine: Engine,
@@ -76,6 +81,8 @@ class LedgerBase:
                 yield conn
                 if written:
                     self._queue_deliveries(conn, written)
+                    if self.esp_targets is not None:
+                        self.esp_targets.queue(conn, written, self.now())
             finally:
                 if not conn.invalidated:  # a lost connection has no info (and raises)
                     conn.info.pop(_WRITTEN, None)

@@ -51,13 +51,37 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", partial(_sqlite_connect, busy=busy))
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _drop_if_unwritable)
         return engine
     # hide_parameters: a failed statement's message (logged, raised) never
     # carries its parameters, which hold addresses; nor PostgreSQL's own
     # account of the failing row (``_first_line_only``).
     engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     event.listen(engine, "handle_error", _first_line_only)
+    event.listen(engine, "handle_error", _drop_if_unwritable)
     return engine
+
+
+#: SQLite's primary result codes for a connection that cannot write its file:
+#: SQLITE_READONLY (opened while the file or its directory was read-only, it
+#: stays so) and SQLITE_IOERR (its -wal or -shm could not be written).
+_SQLITE_UNWRITABLE = {8, 10}
+#: PostgreSQL's read_only_sql_transaction (a standby, or a read-only session).
+_PG_READ_ONLY = "25006"
+
+
+def _drop_if_unwritable(context: ExceptionContext) -> None:
+    """A connection that failed because it cannot write is treated as lost:
+    the pool drops it (and the others opened alongside) and the next request
+    opens new ones, so service resumes by itself once the files or the server
+    are writable again, without a restart. (A held lock is not this: the
+    connection is fine and the next try may succeed.)"""
+    orig = context.original_exception
+    code = getattr(orig, "sqlite_errorcode", None)
+    if (isinstance(code, int) and code & 0xFF in _SQLITE_UNWRITABLE) or (
+        getattr(orig, "sqlstate", None) == _PG_READ_ONLY
+    ):
+        context.is_disconnect = True
 
 
 def _first_line_only(context: ExceptionContext) -> None:
@@ -189,7 +213,7 @@ def _sqlite_begin(conn: Connection) -> None:
 
 #: The newest migration. Kept here so that a start-up check needs one query
 #: and no Alembic import; a test checks it against the migrations directory.
-HEAD = "0009"
+HEAD = "0012"
 
 
 def _alembic_config() -> Config:

@@ -30,6 +30,7 @@ from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE
 from adieu.ledger.vocabulary import DEAD, DELIVERED, EVENT_TYPES, PENDING
+from adieu.text import checked
 from adieu.times import iso_or_none
 
 ALL_TYPES = "*"
@@ -167,6 +168,15 @@ def check_types(event_types: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
+def check_description(description: str) -> str:
+    """A webhook's description, trimmed: at most 200 characters of text
+    (line breaks and tabs allowed, no other control characters)."""
+    description = checked(description, "A webhook's description", lines=True).strip()
+    if len(description) > 200:
+        raise InvalidInput("A description can be at most 200 characters.")
+    return description
+
+
 def _stored_types(types: tuple[str, ...]) -> str:
     return ALL_TYPES if types == (ALL_TYPES,) else "," + ",".join(types) + ","
 
@@ -200,8 +210,7 @@ class Outbox:
     ) -> Webhook:
         url = check_url(url)
         types = check_types(event_types)
-        if len(description) > 200:
-            raise InvalidInput("A description can be at most 200 characters.")
+        description = check_description(description)
         with self._writer.begin() as conn:
             new_id = conn.execute(
                 insert(t.webhooks)
@@ -209,7 +218,7 @@ class Outbox:
                     url=url,
                     secret="whsec_" + secrets.token_urlsafe(32),
                     event_types=_stored_types(types),
-                    description=description.strip(),
+                    description=description,
                     active=True,
                     created_at=self._clock(),
                 )
@@ -243,9 +252,7 @@ class Outbox:
         if event_types is not None:
             values["event_types"] = _stored_types(check_types(event_types))
         if description is not None:
-            if len(description) > 200:
-                raise InvalidInput("A description can be at most 200 characters.")
-            values["description"] = description.strip()
+            values["description"] = check_description(description)
         if active is not None:
             values["active"] = active
         self.webhook(webhook_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -20,10 +20,43 @@ class Topic:
     #: When it was retired: still honoured by every link that names it, refused
     #: for new links and sends, left out of the preference center.
     retired_at: datetime | None = None
+    #: Name and description per language (a language tag such as ``ja`` or
+    #: ``pt-BR``); a language without its own reads ``name`` and ``description``.
+    translations: Mapping[str, TopicText] = field(default_factory=dict, hash=False)
 
     @property
     def retired(self) -> bool:
         return self.retired_at is not None
+
+    def text(self, locale: str) -> TopicText:
+        """The name and description a reader of ``locale`` sees: that locale's,
+        else its language's, else another region's of the same language, else
+        the default."""
+        if self.translations:
+            tag = locale.replace("_", "-")
+            language = tag.split("-")[0]
+            found = self.translations.get(tag) or self.translations.get(language)
+            if found is None:
+                same = sorted(k for k in self.translations if k.split("-")[0] == language)
+                found = self.translations[same[0]] if same else None
+            if found is not None:
+                return found
+        return TopicText(self.name, self.description)
+
+    def in_language(self, locale: str) -> Topic:
+        """This topic named and described as a reader of ``locale`` sees it."""
+        if not self.translations:
+            return self
+        text = self.text(locale)
+        return replace(self, name=text.name, description=text.description)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicText:
+    """A topic's name and description in one language."""
+
+    name: str
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,8 @@ topics = Table(
     # Set when the topic was retired (deleted): links that name it still
     # unsubscribe; it is refused for new links and sends.
     Column("retired_at", UTCDateTime, nullable=True),
+    # Name and description per language, as JSON: {"ja": {"name": …, "description": …}}.
+    Column("translations", Text, nullable=False, default="{}", server_default="{}"),
     UniqueConstraint("key", name="uq_topics_key"),
 )
 
@@ -264,3 +266,66 @@ relay_deliveries = Table(
     Column("until", UTCDateTime, nullable=False),
 )
 Index("ix_relay_deliveries_until", relay_deliveries.c.until)
+
+# Events an email service provider posted to /hooks/{provider}, one row per
+# (provider, the provider's event id, recipient's keyed hash): a redelivered
+# event finds its row and is recorded once (``adieu.esp.hooks``). ``state`` is
+# pending while the event is being recorded (a pending row older than a few
+# minutes is taken over: the process that claimed it died), then recorded.
+esp_events = Table(
+    "esp_events",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("recipient", LargeBinary(32), primary_key=True),
+    Column("state", String(10), nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=False),
+)
+Index("ix_esp_events_claimed_at", esp_events.c.claimed_at)
+
+# Single-use values of the providers' authentication (Mailgun's tokens,
+# SparkPost's batch ids), as SHA-256 digests, refused again until ``until``.
+esp_nonces = Table(
+    "esp_nonces",
+    metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("nonce", LargeBinary(32), primary_key=True),
+    Column("until", UTCDateTime, nullable=False),
+)
+Index("ix_esp_nonces_until", esp_nonces.c.until)
+
+# Adieu's decisions on their way to each configured email service provider's
+# suppression list (``adieu.esp.push``): one row per (provider, decision),
+# written in the same transaction as the event, leased and retried like the
+# webhook outbox, in order per (provider, contact). ``action`` is add or
+# remove, ``kind`` unsubscribe, complaint or bounce. The address is what the
+# provider's API needs; it is cleared once the row is delivered, and when the
+# person is erased every row that is not still pending loses it too.
+esp_pushes = Table(
+    "esp_pushes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("provider", String(16), nullable=False),
+    Column("event_id", Id, nullable=True),
+    Column("contact_id", Id, nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("address", String(320), nullable=True),
+    # pending → delivered, or → dead after the last attempt (replayable).
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+)
+Index("ix_esp_pushes_state", esp_pushes.c.state, esp_pushes.c.next_attempt_at)
+Index(
+    "ix_esp_pushes_order",
+    esp_pushes.c.provider,
+    esp_pushes.c.contact_id,
+    esp_pushes.c.state,
+    esp_pushes.c.id,
+)

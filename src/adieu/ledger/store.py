@@ -248,30 +248,24 @@ class Ledger(BulkStore, ReviewQueue):
                 campaign=campaign,
                 details=recorded,
             )
-            person = [r.value for r in lifted if r in PERSON_REASONS]
-            if person:
-                conn.execute(
-                    delete(t.suppressions).where(
-                        t.suppressions.c.contact_id == contact.id,
-                        t.suppressions.c.scope == scope,
-                        t.suppressions.c.reason.in_(person),
-                    )
-                )
-            chosen = [r.value for r in lifted if r in LIFTABLE_FACTS]
-            if chosen:
-                conn.execute(
-                    delete(t.suppressions).where(
-                        t.suppressions.c.contact_id == contact.id,
-                        t.suppressions.c.scope == ALL,
-                        t.suppressions.c.reason.in_(chosen),
-                    )
-                )
-                if Reason.HARD_BOUNCE in lifted:
+            # The person's own choices are lifted in the link's scope; the
+            # facts an operator names (complaint, hard bounce) are global.
+            for where, kinds in ((scope, PERSON_REASONS), (ALL, LIFTABLE_FACTS)):
+                chosen = [r.value for r in lifted if r in kinds]
+                if chosen:
                     conn.execute(
-                        update(t.contacts)
-                        .where(t.contacts.c.id == contact.id)
-                        .values(soft_bounces=0, soft_bounce_since=None)
+                        delete(t.suppressions).where(
+                            t.suppressions.c.contact_id == contact.id,
+                            t.suppressions.c.scope == where,
+                            t.suppressions.c.reason.in_(chosen),
+                        )
                     )
+            if Reason.HARD_BOUNCE in lifted:
+                conn.execute(
+                    update(t.contacts)
+                    .where(t.contacts.c.id == contact.id)
+                    .values(soft_bounces=0, soft_bounce_since=None)
+                )
             if opt_in:
                 conn.execute(
                     insert(t.subscriptions).values(contact_id=contact.id, topic=scope, since=at)

@@ -9,6 +9,8 @@ one (new links and sends). ``topics`` lists those people can choose from.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +19,7 @@ from sqlalchemy import insert, select, update
 from adieu.errors import InvalidInput, TopicExists, TopicRetired, UnknownTopic
 from adieu.ledger import schema as t
 from adieu.ledger.base import LedgerBase
-from adieu.ledger.records import Topic
+from adieu.ledger.records import Topic, TopicText
 from adieu.scopes import ALL, TOPIC_KEY
 from adieu.text import checked
 
@@ -26,11 +28,17 @@ class TopicStore(LedgerBase):
     """Topics, with a cache refreshed every few seconds."""
 
     def add_topic(
-        self, key: str, name: str, description: str = "", default_opt_in: bool = True
+        self,
+        key: str,
+        name: str,
+        description: str = "",
+        default_opt_in: bool = True,
+        translations: Mapping[str, TopicText] | None = None,
     ) -> Topic:
         """A new topic, or a retired one back in use (with this name and
         description; its opt-in default cannot change, so that the choices
-        people made about it keep their meaning)."""
+        people made about it keep their meaning). ``translations`` names and
+        describes it per language (a language without one reads the default)."""
         if key == ALL or not TOPIC_KEY.fullmatch(key):
             raise InvalidInput(
                 f"{key!r} cannot be a topic key: use 1-64 lower-case letters, digits, "
@@ -40,7 +48,11 @@ class TopicStore(LedgerBase):
             raise InvalidInput("A topic needs a name of 1-200 characters.")
         checked(name, "A topic's name")
         checked(description, "A topic's description", lines=True)
-        values = {"name": name.strip(), "description": description.strip()}
+        values = {
+            "name": name.strip(),
+            "description": description.strip(),
+            "translations": _dump(_merged({}, translations or {})),
+        }
         with self._write() as conn:
             found = conn.execute(
                 select(t.topics.c.default_opt_in, t.topics.c.retired_at).where(
@@ -69,10 +81,17 @@ class TopicStore(LedgerBase):
         return self.topic(key)
 
     def update_topic(
-        self, key: str, *, name: str | None = None, description: str | None = None
+        self,
+        key: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        translations: Mapping[str, TopicText | None] | None = None,
     ) -> Topic:
-        """Rename or re-describe a topic (its key and opt-in default stay)."""
-        self.topic(key)
+        """Rename or re-describe a topic (its key and opt-in default stay).
+        ``translations`` sets the given languages' name and description and
+        removes those given as ``None``; other languages stay."""
+        current = self.topic(key)
         values: dict[str, str] = {}
         if name is not None:
             if not name.strip() or len(name) > 200:
@@ -81,6 +100,8 @@ class TopicStore(LedgerBase):
         if description is not None:
             checked(description, "A topic's description", lines=True)
             values["description"] = description.strip()
+        if translations:
+            values["translations"] = _dump(_merged(current.translations, translations))
         if values:
             with self._write() as conn:
                 conn.execute(update(t.topics).where(t.topics.c.key == key).values(**values))
@@ -146,4 +167,62 @@ class TopicStore(LedgerBase):
 
 
 def _topic(row: Any) -> Topic:
-    return Topic(row.key, row.name, row.description, row.default_opt_in, row.retired_at)
+    return Topic(
+        row.key,
+        row.name,
+        row.description,
+        row.default_opt_in,
+        row.retired_at,
+        _load(row.translations),
+    )
+
+
+def topic_locale(tag: str) -> str:
+    """A language tag (``pt-br``, ``ja_JP``) in its usual spelling (``pt-BR``)."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        if len(tag) > 35:
+            raise ValueError(tag)
+        parsed = Locale.parse(tag.replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        raise InvalidInput(f"{tag[:40]!r} is not a language tag such as 'ja' or 'pt-BR'.") from None
+    return f"{parsed.language}-{parsed.territory}" if parsed.territory else parsed.language
+
+
+def _merged(
+    current: Mapping[str, TopicText], changes: Mapping[str, TopicText | None]
+) -> dict[str, TopicText]:
+    merged = dict(current)
+    for tag, text in changes.items():
+        locale = topic_locale(tag)
+        if text is None:
+            merged.pop(locale, None)
+            continue
+        if not text.name.strip() or len(text.name) > 200:
+            raise InvalidInput(f"A topic needs a name of 1-200 characters (in {tag!r} too).")
+        if len(text.description) > 2000:
+            raise InvalidInput(f"A topic's description has at most 2000 characters ({tag!r}).")
+        checked(text.name, "A topic's name")
+        checked(text.description, "A topic's description", lines=True)
+        merged[locale] = TopicText(text.name.strip(), text.description.strip())
+    return merged
+
+
+def _dump(translations: Mapping[str, TopicText]) -> str:
+    return json.dumps(
+        {
+            k: {"name": v.name, "description": v.description}
+            for k, v in sorted(translations.items())
+        },
+        ensure_ascii=False,
+    )
+
+
+def _load(stored: str | None) -> dict[str, TopicText]:
+    if not stored:
+        return {}
+    return {
+        k: TopicText(str(v.get("name", "")), str(v.get("description", "")))
+        for k, v in json.loads(stored).items()
+    }

@@ -22,6 +22,8 @@ class Channel(StrEnum):
     API = "api"
     CLI = "cli"
     IMPORT = "import"
+    #: An email service provider's webhook (``POST /hooks/{provider}``).
+    ESP = "esp"
 
 
 class Reason(StrEnum):

@@ -55,12 +55,15 @@ OVERSIGNED = (
 
 _WSP = re.compile(rb"[ \t]+")
 _FOLD = re.compile(rb"\r\n(?=[ \t])")
+#: A run of WSP that is not already a single SP.
+_WSP_RUN = re.compile(rb"[ \t]{2,}|\t")
+_LF = re.compile(rb"\r?\n")
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 
 def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """Headers as (name, raw field including the name) and the body, CRLF form."""
-    data = re.sub(rb"\r?\n", b"\r\n", data)
+    data = crlf(data)
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, body = data, b""
@@ -74,23 +77,29 @@ def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     return fields, body
 
 
+def crlf(data: bytes) -> bytes:
+    """``data`` with every bare LF made CRLF (a bare CR stays as it is)."""
+    if data.count(b"\n") == data.count(b"\r\n"):
+        return data  # already: the usual case, without a pass of the expression
+    return _LF.sub(b"\r\n", data)
+
+
 def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 §3.4.4 (``body`` in CRLF form)."""
-    if (
-        b"\t" not in body
-        and b"  " not in body
-        and b" \r\n" not in body
-        and not body.endswith(b" ")
-        and body.count(b"\r") == body.count(b"\r\n") == body.count(b"\n")
-    ):
-        # Already relaxed but for empty lines at the end: the usual case.
-        stripped = body.rstrip(b"\r\n")
-        return stripped + b"\r\n" if stripped else b""
-    return relaxed_body_by_line(body)
+    """RFC 6376 §3.4.4 (``body`` in CRLF form), over the whole body at once:
+    every run of WSP becomes one SP, the SP left at the end of a line goes,
+    then the empty lines at the end; a body that is not empty ends in CRLF."""
+    if b"\t" in body or b"  " in body:
+        body = _WSP_RUN.sub(b" ", body)
+    body = body.replace(b" \r\n", b"\r\n").rstrip(b" ")
+    end = len(body)
+    while body.endswith(b"\r\n", 0, end):
+        end -= 2
+    return body[:end] + b"\r\n" if end else b""
 
 
 def relaxed_body_by_line(body: bytes) -> bytes:
-    """The same, line by line: the reference the fast path is tested against."""
+    """The same, line by line as §3.4.4 words it: the reference
+    ``relaxed_body`` is tested against."""
     lines = [_WSP.sub(b" ", line).rstrip(b" ") for line in body.split(b"\r\n")]
     while lines and lines[-1] == b"":
         lines.pop()
@@ -131,8 +140,25 @@ class DKIMSigner:
 
     def signature_headers(self, message: bytes, now: int | None = None) -> list[bytes]:
         """``DKIM-Signature:`` fields (CRLF-terminated) to prepend to ``message``."""
+        names, signed, body = self._canonical(message)
+        return self._fields(names, signed, hashlib.sha256(body).digest(), now)
+
+    def sign(self, message: bytes, now: int | None = None) -> bytes:
+        message = crlf(message)
+        return b"".join(self.signature_headers(message, now)) + message
+
+    def prepare(self, message: bytes, markers: Sequence[bytes]) -> Prepared:
+        """``message`` read and canonicalised once, for many copies that
+        differ from it only where ``markers`` stand (``Prepared.sign``)."""
+        message = crlf(message)
+        names, signed, body = self._canonical(message)
+        return Prepared(self, message, names, signed, body, tuple(markers))
+
+    @staticmethod
+    def _canonical(message: bytes) -> tuple[list[str], bytes, bytes]:
+        """The h= names, the relaxed form of the signed header fields, and
+        the relaxed body."""
         fields, body = split_message(message)
-        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode()
         present = [name for name, _ in fields]
         names: list[str] = []
         for name in SIGNED:
@@ -140,6 +166,12 @@ class DKIMSigner:
             names.extend([name] * (count + (1 if name in OVERSIGNED else 0)))
         chosen = _select(fields, names)
         signed = b"".join(relaxed_header(raw) + b"\r\n" for raw in chosen)
+        return names, signed, relaxed_body(body)
+
+    def _fields(
+        self, names: list[str], signed: bytes, body_digest: bytes, now: int | None
+    ) -> list[bytes]:
+        body_hash = base64.b64encode(body_digest).decode()
         stamp = int(time.time() if now is None else now)
         out = []
         for key in self.keys:
@@ -163,9 +195,39 @@ class DKIMSigner:
             out.append(_append_b(unsigned, signature) + b"\r\n")
         return out
 
-    def sign(self, message: bytes, now: int | None = None) -> bytes:
-        message = re.sub(rb"\r?\n", b"\r\n", message)
-        return b"".join(self.signature_headers(message, now)) + message
+
+#: What may stand in for a marker: no white space, no line break, never empty
+#: (so that the relaxed forms do not change around it).
+_FILL = re.compile(rb"[!-~]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message canonicalised once (``DKIMSigner.prepare``). Relaxed
+    canonicalisation changes only white space and line ends, so a marker
+    (text without either) stands verbatim in the relaxed forms, and swapping
+    it there for a value without either gives the relaxed forms of the
+    swapped message: each copy is signed without being read again."""
+
+    signer: DKIMSigner
+    message: bytes
+    names: list[str]
+    signed: bytes
+    body: bytes
+    markers: tuple[bytes, ...]
+
+    def sign(self, values: Sequence[bytes], now: int | None = None) -> bytes:
+        """The message with each marker swapped for its value, signed: the
+        same bytes as ``DKIMSigner.sign`` of the swapped message."""
+        message, signed, body = self.message, self.signed, self.body
+        for marker, value in zip(self.markers, values, strict=True):
+            if not _FILL.fullmatch(value):
+                raise ValueError("a marker's value has no white space and is not empty")
+            message = message.replace(marker, value)
+            signed = signed.replace(marker, value)
+            body = body.replace(marker, value)
+        digest = hashlib.sha256(body).digest()
+        return b"".join(self.signer._fields(self.names, signed, digest, now)) + message
 
 
 def _select(fields: list[tuple[bytes, bytes]], names: Iterable[str]) -> list[bytes]:

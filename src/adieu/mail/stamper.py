@@ -4,12 +4,15 @@ A sender usually sends the same message to many people, one transaction
 each. The first copy is stamped in full with a marker where the token goes;
 when every marked part is plain 7-bit text (so the marker stands verbatim in
 the output), later copies only swap in their own token and are signed — the
-same bytes as a full stamp, at a fraction of the cost. Otherwise every copy
-is stamped in full.
+same bytes as a full stamp, at a fraction of the cost. The template is
+read and canonicalised for DKIM once too (``DKIMSigner.prepare``), so a
+copy is not parsed again to be signed. Otherwise every copy is stamped in
+full.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -17,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from adieu.mail.dkim import DKIMKey, DKIMSigner, key_path, load_key
+from adieu.mail.dkim import DKIMKey, DKIMSigner, Prepared, key_path, load_key
 from adieu.mail.stamp import (
     ALL_LABEL,
     SMTP,
@@ -45,6 +48,13 @@ class _Template:
     marker: bytes = b""  # where the token goes
     compact_marker: bytes = b""  # where the compact token goes (mailto, CFBL-Feedback-ID)
     locale: str | None = None
+
+    @property
+    def markers(self) -> tuple[bytes, ...]:
+        return (self.marker, self.compact_marker) if self.compact_marker else (self.marker,)
+
+    #: The template read for signing, by the signer it was read for.
+    prepared: Prepared | None = None
 
 
 class Stamper:
@@ -78,10 +88,16 @@ class Stamper:
             out = self._stamp_in_full(data, to, topic, campaign, locale)
         else:
             link = self.adieu.link(to, topic=topic, campaign=campaign, locale=template.locale)
-            out = template.data.replace(template.marker, link.token.encode("ascii"))
+            values = [link.token.encode("ascii")]
             if template.compact_marker:
                 assert link.compact is not None  # the same settings asked for one
-                out = out.replace(template.compact_marker, link.compact.encode("ascii"))
+                values.append(link.compact.encode("ascii"))
+            prepared = template.prepared
+            if prepared is not None and self.signer is prepared.signer:
+                return prepared.sign(values)
+            out = template.data
+            for marker, value in zip(template.markers, values, strict=False):
+                out = out.replace(marker, value)
         return self.signer.sign(out) if self.signer else out
 
     def _stamp_in_full(
@@ -162,7 +178,12 @@ class Stamper:
         )
         if not safe:
             return _Template(None)
-        return _Template(out, marker.encode(), compact.encode() if wants_compact else b"", locale)
+        template = _Template(
+            out, marker.encode(), compact.encode() if wants_compact else b"", locale
+        )
+        if self.signer is None:
+            return template
+        return dataclasses.replace(template, prepared=self.signer.prepare(out, template.markers))
 
 
 def signer_for(adieu: Adieu) -> DKIMSigner | None:

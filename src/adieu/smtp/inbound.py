@@ -4,6 +4,14 @@ complaints, DSN bounces) received over SMTP, or LMTP behind an MTA.
 Nothing is ever answered by mail (R13, and no mail loops). A message is
 acknowledged only once what it says is recorded; when the ledger cannot
 answer, 451 asks the sending MTA to keep it and retry (RFC 5321 §4.2.5).
+
+Every recipient of a message is read on its own (``Intake.process_each``):
+two mailto addresses are two unsubscribes, two return paths two bounces.
+Over SMTP there is one reply to DATA for them all (250 once all are
+recorded; the retry after a 451 reads them all again, which records nothing
+twice that matters: leaving again changes nothing). Over LMTP each
+recipient gets its own reply, in RCPT order (RFC 2033 §4.2), so the MTA
+retries only the ones that failed.
 """
 
 from __future__ import annotations
@@ -40,11 +48,28 @@ class InboundHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or b""
+        recipients = list(envelope.rcpt_tos)
+        if isinstance(server, LMTP):
+            replies = await asyncio.to_thread(self._each, raw, recipients)
+            return "\r\n".join(replies)
         try:
-            await asyncio.to_thread(self.intake.process, raw, list(envelope.rcpt_tos))
+            await asyncio.to_thread(self.intake.process_each, raw, recipients)
         except Exception as exc:  # the one map: the sender keeps it and retries
             return reply_for(exc)
         return RECORDED
+
+    def _each(self, raw: bytes, recipients: list[str]) -> list[str]:
+        """LMTP: one reply per recipient, each recorded on its own."""
+        reading = self.intake.reading(raw)
+        replies = []
+        for recipient in recipients:
+            try:
+                reading.recipient(recipient)
+            except Exception as exc:  # this recipient is tried again, the others are done
+                replies.append(reply_for(exc))
+                continue
+            replies.append(RECORDED)
+        return replies
 
     async def handle_exception(self, error: Exception) -> str:
         """aiosmtpd's hook for an exception in any other command."""

@@ -19,15 +19,22 @@ recipients):
 - ``250`` when every copy was delivered, or refused for good by the upstream
   (a 5xx for that copy) and recorded in the ledger: as a hard bounce, which
   stops further mail to the address, or as a rejection, by the same
-  classification inbound bounces get. The sender learns of these from the
-  ledger (``adieu status``, the event feed, webhooks), as it would of a
-  bounce that came back later; the reply says how many there were.
+  classification inbound bounces get. Having said 250, the relay owes the
+  sender word of each copy that failed (RFC 5321 §6.1): a delivery status
+  notification (RFC 3464) goes to the envelope sender, from the null
+  sender, naming those recipients; the reply says how many there were, and
+  the ledger has them too (``adieu status``, the event feed, webhooks).
 - a ``5xx`` (the upstream's own code) when it refused every copy for good.
 - ``451`` when any copy could not be handed over now; the retry sends only
   the copies neither delivered nor refused yet.
 
 A kept upstream connection that was closed or broke is opened again and the
 copy tried once more before any 451 (``adieu.smtp.upstream``).
+
+With ``ADIEU_BOUNCE_DOMAIN`` each copy leaves with its own envelope sender
+(``Adieu.return_path``: a compact token naming the recipient, topic and
+campaign), so a bounce names its recipient exactly and cannot be forged;
+the null sender stays null.
 """
 
 from __future__ import annotations
@@ -236,6 +243,8 @@ class RelayHandler:
         self.book = Bookkeeper(adieu.relay_log)
         self.upstream = Upstream(config.upstream_config)
         self.logins = LoginThrottle(config)
+        #: The name the relay's notifications are reported by.
+        self.hostname = socket.getfqdn()
         # Forwarding waits on the upstream most of the time: enough threads
         # that messages do not queue behind each other.
         self._workers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="adieu-relay")
@@ -426,6 +435,9 @@ class RelayHandler:
         before, each stamped and handed over; what happened recorded durably,
         then the answer (see the module's docstring)."""
         sender = envelope.mail_from or ""
+        # With ADIEU_BOUNCE_DOMAIN, each copy's own return path names its
+        # recipient (VERP); the null sender stays null (RFC 5321 §4.5.5).
+        verp = bool(self.adieu.settings.bounce_domain) and sender not in ("", "<>")
         known = self.adieu.relay_log.known(fingerprint, list(keys))
         before = Counter(known.get(key) for key in keys)
         outcomes: dict[bytes, str] = {}
@@ -443,9 +455,12 @@ class RelayHandler:
                     later += 1
                     continue
                 copy = self.stamper.stamp(cleaned, recipient, topic=topic, campaign=campaign)
+                return_path = (
+                    self.adieu.return_path(recipient, topic, campaign) if verp else None
+                ) or sender
                 try:
                     self.upstream.send(
-                        sender,
+                        return_path,
                         recipient,
                         copy,
                         smtputf8=bool(envelope.smtp_utf8),
@@ -473,10 +488,14 @@ class RelayHandler:
         self._settle(fingerprint, outcomes, delivered, category, topic, campaign)
         if delivered:
             self.counts["delivered"] += len(delivered)
+        taken = len(delivered) + before[DELIVERED]
+        if recorded and (later or taken):
+            # Refused for good while the message as a whole is taken (now or
+            # with the retry): the sender hears of those copies by mail, once.
+            self._notify_sender(sender, refused, recorded, content)
         if later:
             self.counts["upstream_failed"] += 1
             return TRY_LATER
-        taken = len(delivered) + before[DELIVERED]
         if taken == 0 and (recorded or before[REFUSED]):
             first = recorded[0] if recorded else None
             return ALL_REFUSED.format(
@@ -489,6 +508,30 @@ class RelayHandler:
                 count=taken, refused=len(recorded) + before[REFUSED]
             )
         return DELIVERED_TO.format(count=taken)
+
+    def _notify_sender(
+        self,
+        sender: str,
+        refused: list[tuple[str, Refusal]],
+        recorded: list[Refusal],
+        content: bytes,
+    ) -> None:
+        """Send the envelope sender a delivery status notification for the
+        copies refused for good (never for the null sender); best effort: the
+        ledger has the refusals whatever happens here."""
+        if sender in ("", "<>"):
+            return
+        failed = [(r, refusal) for r, refusal in refused if any(refusal is x for x in recorded)]
+        report = delivery_report(sender, failed, content, self.hostname, self.config.upstream[0])
+        try:
+            self.upstream.send(
+                "", sender, report, smtputf8=not sender.isascii(), eightbit=not report.isascii()
+            )
+        except (UpstreamRefused, UpstreamUnavailable) as exc:
+            self.counts["dsn_failed"] += 1
+            log.warning("cannot send a delivery status notification: %s", type(exc).__name__)
+            return
+        self.counts["dsn_sent"] += 1
 
     def _fingerprint(self, sender: str, content: bytes) -> bytes:
         """The message as the client sent it, keyed like the addresses (so the
@@ -714,6 +757,65 @@ class Bookkeeper:
         """Write the sends that are left and stop."""
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+def delivery_report(
+    sender: str,
+    failed: Sequence[tuple[str, Refusal]],
+    content: bytes,
+    reporter: str,
+    upstream: str,
+) -> bytes:
+    """A delivery status notification (RFC 3464, in a multipart/report of
+    RFC 6522) telling ``sender`` which recipients' copies the upstream
+    refused for good, with the original message's header (as the sender
+    sent it) returned."""
+    import email.utils
+    import secrets
+
+    boundary = f"adieu-{secrets.token_hex(12)}"
+    now = email.utils.formatdate(localtime=False)
+    names = "".join(f"  {recipient}\r\n" for recipient, _ in failed)
+    blocks = "".join(
+        f"Final-Recipient: rfc822; {recipient}\r\n"
+        "Action: failed\r\n"
+        f"Status: {refusal.status or '5.0.0'}\r\n"
+        f"Remote-MTA: dns; {upstream}\r\n"
+        f"Diagnostic-Code: smtp; {refusal.code} {refusal.status} {printable(refusal.text)}\r\n"
+        "\r\n"
+        for recipient, refusal in failed
+    )
+    head = _without_control_headers(content).partition(b"\r\n\r\n")[0]
+    text = (
+        f"This is the Adieu relay at {reporter}.\r\n\r\n"
+        f"The next hop ({upstream}) refused your message for good for:\r\n\r\n"
+        f"{names}\r\n"
+        "Adieu has recorded this (it sends nothing more to an address that does\r\n"
+        "not exist). The report below says why for each. Other recipients are\r\n"
+        "not affected.\r\n"
+    )
+    report = (
+        f"From: Mail Delivery System <MAILER-DAEMON@{reporter}>\r\n"
+        f"To: <{sender}>\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Date: {now}\r\n"
+        f"Message-ID: {email.utils.make_msgid(domain=reporter)}\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n'
+        "\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{text}\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; {reporter}\r\n"
+        f"Arrival-Date: {now}\r\n\r\n"
+        f"{blocks}"
+        f"--{boundary}\r\n"
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+    ).encode()
+    return report + head + f"\r\n\r\n--{boundary}--\r\n".encode()
 
 
 def _without_control_headers(content: bytes) -> bytes:

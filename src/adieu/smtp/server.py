@@ -51,6 +51,22 @@ async def serve(protocol: Callable[[], asyncio.Protocol], sock: socket.socket) -
             await server.serve_forever()
 
 
+_bound: dict[tuple[str, int], socket.socket] = {}
+
+
+def bind(host: str, port: int) -> None:
+    """Open the listening socket for ``host:port`` now, in this process, so
+    that a banner printed next is true: a client may connect at once (the
+    kernel queues it until the door serves). ``run`` for the same host and
+    port then serves on this socket, and every worker process inherits it.
+    A busy port is InvalidInput in one sentence."""
+    try:
+        sock = listening_socket(host, port, shared=False)
+    except OSError as exc:
+        raise InvalidInput(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
+    _bound[(host, port)] = sock
+
+
 def run(
     worker: Callable[[int, socket.socket], None],
     host: str,
@@ -60,10 +76,19 @@ def run(
 ) -> None:
     """Run ``worker(index, sock)`` in ``workers`` processes sharing ``host:port``.
 
-    The port is checked before anything starts, so a busy port is one clear
-    error. Each process builds what it needs itself (database connections are
-    never shared across a fork).
+    A socket opened beforehand by ``bind`` is used as it is: the worker
+    processes share it (each accepts from the same queue). Otherwise the port
+    is checked before anything starts, so a busy port is one clear error, and
+    each process opens its own with SO_REUSEPORT. Each process builds what it
+    needs itself (database connections are never shared across a fork).
     """
+    bound = _bound.pop((host, port), None)
+    if bound is not None:
+        try:
+            run_workers(workers, lambda index: worker(index, bound))
+        finally:
+            bound.close()
+        return
     shared = workers > 1
     check_free(host, port)
 

@@ -22,9 +22,13 @@ import re
 import smtplib
 import ssl
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from adieu.secret import Secret
+
+_Reply = tuple[int, bytes]
 
 _STATUS = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})\s*")
 
@@ -87,6 +91,75 @@ class Features:
     size: int | None
     smtputf8: bool
     eightbitmime: bool
+
+
+#: A plain path, quoted here as smtplib would quote it (``<local@domain>``)
+#: without parsing it as a header address first.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+
+
+def _quick_mail(connection: smtplib.SMTP, sender: str, options: Sequence[str]) -> _Reply:
+    """smtplib's ``mail`` for a plain sender (or the null one) and no SMTPUTF8:
+    the same command, without the e-mail header parser smtplib quotes with."""
+    null = sender in ("", "<>")
+    if not (null or _PLAIN_PATH.fullmatch(sender)) or any(o.lower() == "smtputf8" for o in options):
+        return smtplib.SMTP.mail(connection, sender, options)
+    extra = " " + " ".join(options) if options and connection.does_esmtp else ""
+    connection.putcmd("mail", f"FROM:<{'' if null else sender}>{extra}")
+    return connection.getreply()
+
+
+def _quick_rcpt(connection: smtplib.SMTP, recipient: str, options: Sequence[str]) -> _Reply:
+    """smtplib's ``rcpt`` for a plain recipient (see ``_quick_mail``)."""
+    if not _PLAIN_PATH.fullmatch(recipient):
+        return smtplib.SMTP.rcpt(connection, recipient, options)
+    extra = " " + " ".join(options) if options and connection.does_esmtp else ""
+    connection.putcmd("rcpt", f"TO:<{recipient}>{extra}")
+    return connection.getreply()
+
+
+def _quick_data(connection: smtplib.SMTP, message: Any) -> _Reply:
+    """smtplib's ``data`` for bytes: dot-stuffing (RFC 5321 §4.5.2) with a
+    byte replace instead of a regular expression over the whole message."""
+    if not isinstance(message, bytes):
+        return smtplib.SMTP.data(connection, message)
+    connection.putcmd("data")
+    code, reply = connection.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    stuffed = message.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    connection.send(stuffed + b".\r\n")
+    return connection.getreply()
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib's client with the quick MAIL, RCPT and DATA above."""
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> _Reply:
+        return _quick_mail(self, sender, options)
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> _Reply:
+        return _quick_rcpt(self, recip, options)
+
+    def data(self, msg: Any) -> _Reply:
+        return _quick_data(self, msg)
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL):
+    """``_SMTP`` over implicit TLS."""
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> _Reply:
+        return _quick_mail(self, sender, options)
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> _Reply:
+        return _quick_rcpt(self, recip, options)
+
+    def data(self, msg: Any) -> _Reply:
+        return _quick_data(self, msg)
 
 
 class Upstream:
@@ -162,11 +235,11 @@ class Upstream:
         timeout = config.timeout if timeout is None else timeout
         connection: smtplib.SMTP
         if config.tls == "implicit":
-            connection = smtplib.SMTP_SSL(
+            connection = _SMTP_SSL(
                 config.host, config.port, timeout=timeout, context=self._tls(verify=True)
             )
         else:
-            connection = smtplib.SMTP(config.host, config.port, timeout=timeout)
+            connection = _SMTP(config.host, config.port, timeout=timeout)
         try:
             connection.ehlo_or_helo_if_needed()
             if config.tls == "starttls" and connection.has_extn("starttls"):

@@ -26,6 +26,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from adieu import __version__
 from adieu.errors import InvalidToken
+from adieu.esp.hooks import HookDoor
+from adieu.esp.push import configured
 from adieu.metrics import Exposition, LedgerCollector, Timed
 from adieu.service import Adieu
 from adieu.web import errors
@@ -62,6 +64,8 @@ otherwise). Errors share one shape, `{"error": {"status", "code",
 "message"}}`. Addresses never go in URLs: a contact is named by its key."""
 
 LOGO_TYPES = {".png", ".svg", ".jpg", ".jpeg", ".webp"}
+#: Where the links in messages point (an error under them is about a link).
+LINK_PATHS = ("/u/", "/p/")
 
 #: FastAPI's own OpenTelemetry hooks, off: Adieu's metrics are its own
 #: (``/metrics``, no addresses), the hooks would hand request bodies and
@@ -83,12 +87,21 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(deliverer_for(adieu).run(stop)) if deliver else None
+        # Beside it, the decisions for the email service providers (adieu.esp.push).
+        push_task = None
+        if deliver and configured(adieu.settings):
+            from adieu.esp.push.deliver import push_deliverer_for
+
+            pusher = push_deliverer_for(adieu)
+            push_task = asyncio.create_task(pusher.run(stop)) if pusher is not None else None
         try:
             yield
         finally:
             stop.set()
             if task is not None:
                 await task
+            if push_task is not None:
+                await push_task
 
     app = FastAPI(
         title="Adieu",
@@ -130,7 +143,11 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     def error_page(request: Request, failure: Failure, exc: BaseException) -> Response:
         if isinstance(exc, FormRefused):
             return pages.render("expired.html", exc.locale, status=403, **exc.context)
-        if isinstance(exc, InvalidToken):
+        if isinstance(exc, InvalidToken) or (
+            # A link cut short, or with something added (``/u/``,
+            # ``GET /u/{token}/reason``): the kind page for links.
+            failure.status in (404, 405) and (request.url.path + "/").startswith(LINK_PATHS)
+        ):
             name = "invalid.html"
         elif failure.status in (404, 405):
             name = "missing.html"
@@ -141,6 +158,9 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
         return response
 
     public = PublicPages(adieu, pages, committer)
+    # Email service providers' webhooks (adieu.esp.hooks): each provider's
+    # authentication, then the same ledger changes as returned mail.
+    hooks = HookDoor(adieu)
 
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -180,6 +200,7 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
         ("/metrics", metrics, ["GET"]),
         ("/brand.css", brand_css, ["GET"]),
         ("/brand/logo", logo, ["GET"]),
+        ("/hooks/{provider}", hooks.receive, ["POST"]),
     ]
     for path, endpoint, methods in routes:
         app.add_route(path, endpoint, methods=methods, include_in_schema=False)

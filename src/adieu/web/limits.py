@@ -17,6 +17,7 @@ reaches the client.
 | the dashboard's forms (``/admin…``) | 16 KiB |
 | ``/api/v1`` | 10 MiB: 10,000 addresses a call (the batch limit) at up to 1 KiB each |
 | ``POST /api/v1/suppressions/import`` | 512 MiB, streamed to disk |
+| ``POST /hooks/{provider}`` | 8 MiB: the largest batch a provider posts (SendGrid's, SparkPost's) |
 """
 
 from __future__ import annotations
@@ -35,12 +36,20 @@ API_LIMIT = MAX_BATCH * 1024
 #: A suppression list streamed in (spooled to disk, never held in memory).
 IMPORT_LIMIT = 512 * 1024 * 1024
 IMPORT_PATH = "/api/v1/suppressions/import"
+#: An email service provider's webhook: a batch of events (``adieu.esp.hooks``).
+HOOKS_LIMIT = 8 * 1024 * 1024
+
+
+#: Where a request without Content-Length or Transfer-Encoding has no body.
+_HTTP1 = ("1.1", "1.0")
 
 
 def limit_for(path: str) -> int:
     """The body limit of the door ``path`` belongs to."""
     if path.startswith("/api/"):
         return IMPORT_LIMIT if path == IMPORT_PATH else API_LIMIT
+    if path.startswith("/hooks/"):
+        return HOOKS_LIMIT
     if path.startswith("/admin"):
         return ADMIN_LIMIT
     return PAGE_LIMIT
@@ -58,12 +67,19 @@ class BodyLimit:
             return
         limit = limit_for(scope["path"])
         declared = -1
+        framed = False  # a Content-Length or Transfer-Encoding: a body may follow
         for name, value in scope["headers"]:
             if name == b"content-length":
-                declared = int(value) if value.isdigit() else -1
+                framed = True
+                if value.isdigit():  # (more digits than any limit has: over it)
+                    declared = int(value) if len(value) <= 18 else limit + 1
                 break
-        if 0 <= declared <= limit:
-            # The server delivers no more than Content-Length: nothing to count.
+            if name == b"transfer-encoding":
+                framed = True
+        if 0 <= declared <= limit or (not framed and scope.get("http_version") in _HTTP1):
+            # The server delivers no more than Content-Length, and in HTTP/1 a
+            # request with neither header has no body (RFC 9112 §6.3): nothing
+            # to count (most GETs, the landing page's among them).
             await self.app(scope, receive, send)
         elif declared > limit:
             await self.app(scope, _refuse(limit, scope["path"]), send)
@@ -72,7 +88,7 @@ class BodyLimit:
 
 
 def _refused(limit: int, path: str) -> TooLarge:
-    return TooLarge(limit, form=not path.startswith("/api/"))
+    return TooLarge(limit, form=not path.startswith(("/api/", "/hooks/")))
 
 
 def _refuse(limit: int, path: str) -> Receive:

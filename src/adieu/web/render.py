@@ -12,19 +12,20 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
-from adieu.i18n import gettext, negotiate
+from adieu.i18n import gettext, negotiate, ngettext, tag
 from adieu.service import Adieu
+from adieu.times import local_day, local_moment
 from adieu.tokens import TokenPayload
 from adieu.web import forms
 
 _TOKEN_MARK = "adieu-token-7f3c2a"
 _ADDRESS_MARK = "adieu-address-7f3c2a"
+_CSRF_MARK = "adieu-csrf-7f3c2a"
 
 
 def _luminance(hex_colour: str) -> float:
@@ -92,19 +93,30 @@ class Pages:
         )
 
     def when(self, moment: datetime | None, locale: str) -> str:
-        """A date and time in the reader's language, in the display time zone."""
+        """A date and time in the reader's language, in the display time zone
+        (hours and minutes, and the zone's name in that language)."""
         if moment is None:
             return ""
-        return format_datetime(moment, format="long", tzinfo=self.zone, locale=locale)
+        return local_moment(moment, locale, self.zone)
+
+    def day(self, moment: datetime | None, locale: str) -> str:
+        """A date in the reader's language, in the display time zone."""
+        if moment is None:
+            return ""
+        return local_day(moment, locale, self.zone)
 
     def render(self, name: str, locale: str, status: int = 200, **context: Any) -> HTMLResponse:
         def translate(message: str, **values: Any) -> str:
             text = gettext(message, locale)
             return text.format(**values) if values else text
 
+        def translate_plural(singular: str, plural: str, n: int, **values: Any) -> str:
+            return ngettext(singular, plural, n, locale).format(**values)
+
         html = self.env.get_template(name).render(
             _=translate,
-            lang=locale,
+            ngettext=translate_plural,
+            lang=tag(locale),
             sender=self.settings.sender_name,
             has_logo=self.settings.logo_file is not None,
             privacy_url=self.settings.privacy_url,
@@ -115,7 +127,8 @@ class Pages:
     def render_per_token(
         self, name: str, locale: str, token: str, address: str, **context: Any
     ) -> HTMLResponse:
-        """Render a page whose only per-link parts are the token and the address.
+        """Render a page whose only per-link parts are the token, the address
+        and the CSRF value bound to the token.
 
         The page is rendered once per language and context, with markers where
         the token and address go; each request then only fills them in (the
@@ -126,7 +139,7 @@ class Pages:
         page = self._per_token.get(key)
         if page is None:
             rendered = self.render(
-                name, locale, token=_TOKEN_MARK, address=_ADDRESS_MARK, **context
+                name, locale, token=_TOKEN_MARK, address=_ADDRESS_MARK, csrf=_CSRF_MARK, **context
             )
             page = bytes(rendered.body)
             if len(self._per_token) > 512:
@@ -135,6 +148,8 @@ class Pages:
         filled = page.replace(_TOKEN_MARK.encode(), token.encode("ascii")).replace(
             _ADDRESS_MARK.encode(), str(escape(address)).encode()
         )
+        if _CSRF_MARK.encode() in page:
+            filled = filled.replace(_CSRF_MARK.encode(), self.csrf_for(token).encode("ascii"))
         return HTMLResponse(filled)
 
     # -- forms and cross-site protection -------------------------------------

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from adieu import __version__, metrics
-from adieu.errors import InvalidInput
+from adieu.errors import InvalidInput, storage_trouble
 from adieu.ledger.outbox import Delivery, Outbox, check_url
 from adieu.service import Adieu
 from adieu.webhooks.http import Poster, PostError
@@ -54,6 +54,47 @@ def backoff(attempt: int, first: float, rng: Callable[[], float] = random.random
     hour, spread ±50 % so that receivers coming back are not hit all at once."""
     base = min(MAX_DELAY_S, first * 2.0 ** max(0, attempt - 1))
     return float(base * (0.5 + rng()))
+
+
+#: While the ledger stays unavailable, a line at most this often.
+OUTAGE_LOG_S = 60.0
+
+
+class _Outage:
+    """The ledger unavailable to the deliverer: one warning line when it
+    starts (no traceback: it is not a bug, and it repeats every poll), one a
+    minute while it lasts, and one when delivery resumes."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.said = 0.0
+        self.rounds = 0
+
+    def met(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self.rounds += 1
+        if self.since is None:
+            self.since = self.said = now
+            log.warning("webhook delivery paused, the ledger is unavailable: %s", _brief(exc))
+        elif now - self.said >= OUTAGE_LOG_S:
+            self.said = now
+            log.warning(
+                "webhook delivery still paused after %d rounds: %s", self.rounds, _brief(exc)
+            )
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.warning(
+                "webhook delivery resumed after %.0f s without the ledger",
+                time.monotonic() - self.since,
+            )
+            self.since, self.rounds = None, 0
+
+
+def _brief(exc: BaseException) -> str:
+    """The class and first line of an exception, for a log line."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
 
 
 class Deliverer:
@@ -98,13 +139,18 @@ class Deliverer:
         """Deliver until ``stop`` is set (or forever)."""
         stop = stop or asyncio.Event()
         client = self.poster()
+        outage = _Outage()
         try:
             while not stop.is_set():
                 try:
                     done = await self.run_once(client)
                     await self._prune_now_and_then()
-                except Exception:  # the database went away: keep going, slowly
-                    log.exception("webhook delivery round failed")
+                    outage.over()
+                except Exception as exc:  # the database went away: keep going, slowly
+                    if storage_trouble(exc):
+                        outage.met(exc)
+                    else:
+                        log.exception("webhook delivery round failed")
                     done = 0
                 if done == 0:
                     with contextlib.suppress(TimeoutError):

@@ -33,11 +33,14 @@ from starlette.concurrency import run_in_threadpool
 from adieu import report
 from adieu.addresses import mask
 from adieu.errors import AdieuError
+from adieu.esp.push.queue import backlogs as esp_backlogs
 from adieu.feedback.why import decisive
+from adieu.i18n import ADMIN, SOURCE_LOCALE, ngettext
 from adieu.i18n import admin_text as _
 from adieu.ledger import ContactStatus
 from adieu.ledger.apikeys import ApiKey
 from adieu.ledger.vocabulary import Scope
+from adieu.metrics import COUNTING_SINCE, landing_visits
 from adieu.service import Adieu
 from adieu.web import forms
 from adieu.web.admin import charts
@@ -93,6 +96,74 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
+#: The doors by the names an operator knows them by.
+CHANNEL_LABELS = {
+    "one_click": _("One-click button"),
+    "landing_page": _("Landing page"),
+    "preferences": _("Preference center"),
+    "mailto": _("Reply by email"),
+    "complaint": _("Spam complaint"),
+    "bounce": _("Bounce"),
+    "api": _("API"),
+    "cli": _("Command line"),
+    "import": _("Import"),
+    "esp": _("Email service provider"),
+}
+#: The reasons people choose on the page after leaving.
+REASON_LABELS = {
+    "too_many": _("Too many emails"),
+    "not_relevant": _("Not relevant"),
+    "never_signed_up": _("Never signed up"),
+    "other": _("Another reason"),
+}
+#: What gave a landing-page visit away (``adieu.web.pages.visit_sign``).
+VISIT_LABELS = {
+    "none": _("Browsers"),
+    "head": _("Scanners: HEAD requests"),
+    "prefetch": _("Scanners: prefetches"),
+    "agent": _("Scanners: security gateways and robots"),
+    "soon_after_send": _("Scanners: within a minute of a send"),
+}
+
+
+def channel_label(channel: str | None) -> str:
+    return CHANNEL_LABELS.get(channel or "", channel or "-")
+
+
+def _shown(value: Any) -> str:
+    """A recorded value as a person reads it (never a Python repr)."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return _("on") if value else _("off")
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
+    return str(value)
+
+
+def details_text(details: Any) -> str:
+    """An event's details on one line: ``shown: landing_page; frequency:
+    every → weekly``; empty values left out."""
+    if not isinstance(details, dict):
+        return _shown(details) if details else ""
+    parts = []
+    for key, value in details.items():
+        if value is None or value == "" or value == []:
+            continue
+        if key == "changes" and isinstance(value, list):
+            for change in value:
+                if isinstance(change, list | tuple) and len(change) == 3:
+                    name = str(change[0]).replace("topic:", _("topic") + " ").replace("_", " ")
+                    parts.append(f"{name}: {_shown(change[1])} → {_shown(change[2])}")
+                else:
+                    parts.append(_shown(change))
+            continue
+        parts.append(f"{str(key).replace('_', ' ')}: {_shown(value)}")
+    return "; ".join(parts)
+
+
 def install(
     app: FastAPI, adieu: Adieu, auth: Authenticator
 ) -> Callable[[Request, Failure, BaseException], Response]:
@@ -108,8 +179,16 @@ def install(
             text = _(message)
             return text.format(**values) if values else text
 
+        def translate_plural(singular: str, plural: str, n: int, **values: Any) -> str:
+            return ngettext(singular, plural, n, SOURCE_LOCALE, ADMIN).format(n=n, **values)
+
         html = env.get_template(name).render(
-            _=translate, sender=adieu.settings.sender_name, **context
+            _=translate,
+            ngettext=translate_plural,
+            sender=adieu.settings.sender_name,
+            channel=channel_label,
+            details=details_text,
+            **context,
         )
         return HTMLResponse(html, status_code=status)
 
@@ -198,33 +277,62 @@ def install(
         unsubscribes = charts.stacked_bars(
             _("Unsubscribes per day, by channel"),
             days,
-            {c: [d.unsubscribes.get(c, 0) for d in built.days] for c in channels},
+            {channel_label(c): [d.unsubscribes.get(c, 0) for d in built.days] for c in channels},
             _("Stacked bars: one per day, one colour per channel."),
         )
         complaint = charts.lines(
             _("Complaint rate per day"),
             days,
-            {_("complaint rate"): [d.complaint_rate for d in built.days]},
+            {_("Complaint rate"): [d.complaint_rate for d in built.days]},
             _("A line of complaints per send, over bands for the 0.1 % goal and 0.3 % limit."),
             bands=[
-                charts.Band(0, report.COMPLAINT_GOAL, _("below 0.1 %"), "#238636"),
-                charts.Band(report.COMPLAINT_GOAL, report.COMPLAINT_LIMIT, _("watch"), "#9a6700"),
-                charts.Band(report.COMPLAINT_LIMIT, 1.0, _("0.3 % and above"), "#cf222e"),
+                charts.Band(0, report.COMPLAINT_GOAL, _("Goal: below 0.1 %"), "#238636"),
+                charts.Band(
+                    report.COMPLAINT_GOAL, report.COMPLAINT_LIMIT, _("Watch: 0.1–0.3 %"), "#9a6700"
+                ),
+                charts.Band(
+                    report.COMPLAINT_LIMIT, 1.0, _("Over the limit: 0.3 % and above"), "#cf222e"
+                ),
             ],
+            highest=_("highest {value}"),
         )
         bounces = charts.lines(
             _("Bounce rate per day"),
             days,
             {
-                _("hard bounces"): [d.hard_bounce_rate for d in built.days],
-                _("soft bounces"): [d.soft_bounce_rate for d in built.days],
+                _("Hard bounces"): [d.hard_bounce_rate for d in built.days],
+                _("Soft bounces"): [d.soft_bounce_rate for d in built.days],
             },
             _("Two lines: hard and soft bounces per send."),
+            highest=_("highest {value}"),
+        )
+        # Reasons: counted by the choice people made; what they wrote is
+        # listed apart (every text is its own).
+        chosen: dict[str | None, int] = {}
+        written: list[tuple[str, int]] = []
+        for r in built.reasons:
+            known = r["choice"] if r["choice"] in REASON_LABELS else None
+            chosen[known] = chosen.get(known, 0) + r["count"]
+            if r["text"]:
+                written.append((r["text"], r["count"]))
+        reason_items = sorted(
+            (
+                (REASON_LABELS[c] if c else _("No reason chosen (text only)"), n)
+                for c, n in chosen.items()
+            ),
+            key=lambda item: -item[1],
         )
         reasons = charts.horizontal_bars(
-            _("Reasons given"),
-            [(r["text"] or r["choice"] or "-", r["count"]) for r in built.reasons],
-            _("Bars: how often each reason was given."),
+            _("Reasons chosen"),
+            reason_items,
+            _("Bars: how often each reason was chosen."),
+        )
+        seen = landing_visits()
+        visits = charts.horizontal_bars(
+            _("Landing-page visits"),
+            [(label, seen.get(sign, 0)) for sign, label in VISIT_LABELS.items()],
+            _("Bars: landing-page visits by browsers and by likely scanners, by sign."),
+            colour=charts.COLOURS[3],
         )
         counts = adieu.outbox.counts()
         backlog = [{"hook": h, "counts": counts.get(h.id, {})} for h in adieu.outbox.webhooks()]
@@ -235,7 +343,11 @@ def install(
                 "complaints": complaint,
                 "bounces": bounces,
                 "reasons": reasons,
+                "visits": visits,
             },
+            "written": written[:20],
+            "visits_since": _when(datetime.fromtimestamp(COUNTING_SINCE, UTC)),
+            "scanner_visits": sum(n for sign, n in seen.items() if sign != "none"),
             "events": [
                 {
                     **e,
@@ -246,6 +358,7 @@ def install(
             ],
             "backlog": backlog,
             "dead": adieu.outbox.letters("dead", limit=50),
+            "esp": esp_backlogs(adieu),
             "inbound": adieu.ledger.review_items(20),
             "when": _when,
             "duration": report.format_duration,

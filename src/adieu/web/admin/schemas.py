@@ -249,6 +249,19 @@ class ResubscribeOut(ChangeOut):
 # -- topics ------------------------------------------------------------------------------
 
 
+class TopicWords(Strict):
+    """A topic's name and description in one language."""
+
+    name: Line = Field(min_length=1, max_length=200, examples=["ニュース"])
+    description: Lines = Field(default="", max_length=2000)
+
+
+_TRANSLATIONS = (
+    "Name and description per language, keyed by language tag (ja, pt-BR); "
+    "a page in a language without one shows the default name and description."
+)
+
+
 class TopicIn(Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", examples=["news"])
     name: Line = Field(min_length=1, max_length=200, examples=["News"])
@@ -256,11 +269,20 @@ class TopicIn(Strict):
     default_opt_in: bool = Field(
         default=True, description="False: only people who ask for it get it (R7)."
     )
+    translations: dict[str, TopicWords] = Field(
+        default_factory=dict, max_length=100, description=_TRANSLATIONS
+    )
 
 
 class TopicPatch(Strict):
     name: Line | None = Field(default=None, min_length=1, max_length=200)
     description: Lines | None = Field(default=None, max_length=2000)
+    translations: dict[str, TopicWords | None] | None = Field(
+        default=None,
+        max_length=100,
+        description="Languages to set (name and description) or, given as null, to "
+        "remove; languages not named stay as they are.",
+    )
 
 
 class TopicOut(BaseModel):
@@ -272,6 +294,7 @@ class TopicOut(BaseModel):
         description="Deleted: refused for new links and sends; links already sent still work."
     )
     retired_at: datetime | None
+    translations: dict[str, TopicWords] = Field(default_factory=dict, description=_TRANSLATIONS)
 
 
 # -- suppressions, events, webhooks ------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
+from adieu.ledger.records import TopicText
 from adieu.service import Adieu
 from adieu.web.admin import schemas as s
 from adieu.web.admin.api.common import (
@@ -33,7 +34,12 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
     async def add_topic(body: s.TopicIn) -> s.TopicOut:
         """A new topic, or a retired one back in use (409 if it is in use)."""
         made = await run_in_threadpool(
-            ledger.add_topic, body.key, body.name, body.description, body.default_opt_in
+            ledger.add_topic,
+            body.key,
+            body.name,
+            body.description,
+            body.default_opt_in,
+            {k: TopicText(v.name, v.description) for k, v in body.translations.items()},
         )
         return _out(s.TopicOut, made)
 
@@ -43,8 +49,18 @@ def routes(api: APIRouter, adieu: Adieu, access: Access) -> None:
 
     @api.patch("/topics/{key}", dependencies=admin, tags=["topics"])
     async def patch_topic(key: topic_key, body: s.TopicPatch) -> s.TopicOut:
+        translations = (
+            {
+                k: TopicText(v.name, v.description) if v is not None else None
+                for k, v in body.translations.items()
+            }
+            if body.translations is not None
+            else None
+        )
         made = await run_in_threadpool(
-            lambda: ledger.update_topic(key, name=body.name, description=body.description)
+            lambda: ledger.update_topic(
+                key, name=body.name, description=body.description, translations=translations
+            )
         )
         return _out(s.TopicOut, made)
 
