@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import queue
 import re
 import shlex
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,10 +47,33 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@dataclass
 class Served:
-    proc: subprocess.Popen[str]
-    lines: list[str]
+    """A running ``serve``: its output is read as it comes, on a thread of its
+    own, so that no test ever waits on a line that does not come."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def banner(self, seconds: float = 60) -> None:
+        """Up to "Press Ctrl+C to stop.", the banner's last line."""
+        deadline = time.monotonic() + seconds
+        while not self.lines or "Ctrl+C" not in self.lines[-1]:
+            try:
+                line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                pytest.fail("no 'Press Ctrl+C to stop.' line:\n" + self.text)
+            assert line is not None, "serve exited early:\n" + self.text
+            self.lines.append(line)
 
     @property
     def text(self) -> str:
@@ -63,15 +87,20 @@ class Served:
     def rest(self) -> str:
         """What it printed after the banner, up to its end: stops it first
         (gracefully, as Ctrl+C does), so that reading never waits."""
-        assert self.proc.stdout is not None
+        self.stop()
+        got = []
+        while (line := self._queue.get(timeout=15)) is not None:
+            got.append(line)
+        return "".join(got)
+
+    def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
-            out, _ = self.proc.communicate(timeout=15)
+            self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        return out
+            self.proc.wait()
 
 
 @contextmanager
@@ -85,18 +114,12 @@ def serving(tmp_path: Path, command: list[str], *args: str) -> Iterator[Served]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    served = Served(proc, [])
+    served = Served(proc)
     try:
-        assert proc.stdout is not None
-        while not served.lines or "Ctrl+C" not in served.lines[-1]:
-            line = proc.stdout.readline()
-            assert line, "serve exited early:\n" + served.text
-            served.lines.append(line)
+        served.banner()
         yield served
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=10)
+        served.stop()
         if proc.stdout is not None:
             proc.stdout.close()
 
