@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -181,6 +183,13 @@ class Timed:
         try:
             await self.app(scope, receive, send)
         finally:
-            REQUEST_SECONDS.labels(route_of(str(scope["path"])), str(scope["method"])).observe(
+            _timer(route_of(str(scope["path"])), str(scope["method"])).observe(
                 time.perf_counter() - start
             )
+
+
+@lru_cache(maxsize=1024)
+def _timer(route: str, method: str) -> Any:
+    """The histogram's child for a route and method, looked up once (methods
+    are few; anything odd a client sends only evicts older entries)."""
+    return REQUEST_SECONDS.labels(route, method)

@@ -403,6 +403,67 @@ class Settings:
         pattern=r"^[A-Za-z0-9_-]{1,100}$",
         description="Postmark: the message stream whose suppressions get Adieu's decisions.",
     )
+    resend_api_key: Secret | None = setting(
+        default=None,
+        description="Resend: an API key with full access (contacts are managed with it); "
+        "unset: nothing is pushed to Resend.",
+    )
+    resend_api_url: str = setting(
+        default="https://api.resend.com",
+        pattern=r"^https?://",
+        description="Resend's API.",
+    )
+    resend_topics: str = setting(
+        default="",
+        pattern=r"^(\s*[a-z0-9._-]+\s*=\s*[A-Za-z0-9-]+\s*(,|$))*\s*$",
+        description="Resend: Adieu topics and the Resend topics that stand for them "
+        "(topic=topic id, comma-separated); a topic's unsubscribe opts out of its topic.",
+    )
+    sparkpost_api_key: Secret | None = setting(
+        default=None,
+        description="SparkPost: an API key with Suppression Lists read/write; unset: "
+        "nothing is pushed to SparkPost.",
+    )
+    sparkpost_api_url: str = setting(
+        default="https://api.sparkpost.com",
+        pattern=r"^https?://",
+        description="SparkPost's API (https://api.eu.sparkpost.com for SparkPost EU).",
+    )
+    brevo_api_key: Secret | None = setting(
+        default=None,
+        description="Brevo: a v3 API key; unset: nothing is pushed to Brevo.",
+    )
+    brevo_api_url: str = setting(
+        default="https://api.brevo.com",
+        pattern=r"^https?://",
+        description="Brevo's API.",
+    )
+    brevo_lists: str = setting(
+        default="",
+        pattern=r"^(\s*[a-z0-9._-]+\s*=\s*\d+\s*(,|$))*\s*$",
+        description="Brevo: Adieu topics and the contact lists that stand for them "
+        "(topic=list id, comma-separated); a topic's unsubscribe leaves its list.",
+    )
+    mailjet_api_key: str | None = setting(
+        default=None,
+        description="Mailjet: the API key (public part); with ADIEU_MAILJET_API_SECRET set, "
+        "decisions are pushed to Mailjet.",
+    )
+    mailjet_api_secret: Secret | None = setting(
+        default=None,
+        description="Mailjet: the API secret key.",
+    )
+    mailjet_api_url: str = setting(
+        default="https://api.mailjet.com",
+        pattern=r"^https?://",
+        description="Mailjet's API.",
+    )
+    mailjet_lists: str = setting(
+        default="",
+        pattern=r"^(\s*[a-z0-9._-]+\s*=\s*\d+\s*(,|$))*\s*$",
+        description="Mailjet: Adieu topics and the contact lists that stand for them "
+        "(topic=list id, comma-separated); a topic's unsubscribe unsubscribes from its list.",
+    )
 
     def __init__(self, **given: Any) -> None:
         values, explicit = _resolve(type(self), given)

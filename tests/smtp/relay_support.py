@@ -33,6 +33,7 @@ class Sink:
     given (a list is used up one reply per attempt); ``hang_up`` makes it
     close each connection after a message as Postfix does when a kept
     connection idles past ``smtpd_timeout`` (421, then the connection closes).
+    ``pipelining`` offers PIPELINING (RFC 2920), as Postfix and the ESPs do.
     """
 
     def __init__(self) -> None:
@@ -43,6 +44,7 @@ class Sink:
         self.data_replies: dict[str, str | list[str]] = {}
         self.hang_up = False
         self.connections = 0
+        self.pipelining = False
 
     @staticmethod
     def _reply(replies: dict[str, str | list[str]], address: str) -> str | None:
@@ -57,6 +59,8 @@ class Sink:
         if session.host_name is None:
             self.connections += 1
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(
@@ -124,8 +128,9 @@ class RelayController(Controller):
         return make_smtp(self.handler, tls=self.tls, size_limit=self.size_limit)
 
 
-def start_sink(**smtp: Any) -> tuple[Sink, Controller]:
+def start_sink(*, pipelining: bool = False, **smtp: Any) -> tuple[Sink, Controller]:
     handler = Sink()
+    handler.pipelining = pipelining
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **smtp)
     controller.start()
     return handler, controller

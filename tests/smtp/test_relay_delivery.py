@@ -36,9 +36,11 @@ def app(make_settings: MakeSettings) -> Iterator[Adieu]:
     adieu.close()
 
 
-@pytest.fixture
-def sink() -> Iterator[tuple[Sink, Controller]]:
-    handler, controller = start_sink()
+@pytest.fixture(params=[False, True], ids=["", "pipelining"])
+def sink(request: pytest.FixtureRequest) -> Iterator[tuple[Sink, Controller]]:
+    # Every test twice: an upstream that offers PIPELINING gets MAIL, RCPT
+    # and DATA in one write, and must come to the same.
+    handler, controller = start_sink(pipelining=request.param)
     yield handler, controller
     controller.stop()
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 @click.group()
 def esp() -> None:
-    """Suppressions out to your email service provider (SES, SendGrid, Mailgun, Postmark)."""
+    """Suppressions out to your email service providers (SES, SendGrid, Mailgun, Postmark,
+    Resend, SparkPost, Brevo, Mailjet)."""
 
 
 def _queue(lazy: _Lazy) -> PushQueue:

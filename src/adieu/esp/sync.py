@@ -117,12 +117,14 @@ def reconcile(adieu: Adieu, provider: Provider, entries: Iterable[Entry]) -> Syn
                 report.unknown_topics += 1
                 continue
         records.append(SuppressionRecord(entry.address, None, entry.scope, _REASON[entry.reason]))
+    fresh, already = _not_held(adieu, records)
     report.imported = ledger.import_suppressions(
-        records,
+        fresh,
         channel=Channel.IMPORT,
         source=provider.name,
         details={"by": "adieu esp sync"},
     )
+    report.imported.already += already
     # What Adieu holds (after the import), strongest reason per (address, scope).
     c, s = t.contacts, t.suppressions
     wanted: dict[tuple[int, str], tuple[str | None, str, int | None]] = {}
@@ -154,3 +156,29 @@ def reconcile(adieu: Adieu, provider: Provider, entries: Iterable[Entry]) -> Syn
         decisions.append(Decision(provider.name, contact_id, event_id, ADD, kind, scope, address))
     PushQueue(adieu.engine, ledger.now).add(decisions)
     return report
+
+
+def _not_held(
+    adieu: Adieu, records: list[SuppressionRecord]
+) -> tuple[list[SuppressionRecord], int]:
+    """The records whose address is not already held for the scope (or for
+    all mail) for some reason. Most providers keep no reason Adieu can read
+    back (a hard bounce Adieu pushed returns as an exclusion, an
+    unsubscribe): imported beside the bounce, it would outlive the bounce's
+    lift. With them, how many were left out (already there)."""
+    by_scope: dict[str, list[SuppressionRecord]] = {}
+    for record in records:
+        by_scope.setdefault(record.scope, []).append(record)
+    hasher, ledger = adieu.hasher, adieu.ledger
+    kept: list[SuppressionRecord] = []
+    held = 0
+    for scope, group in by_scope.items():
+        digests = {hasher.hash(r.address or ""): r for r in group}
+        states = ledger.send_states(list(digests), None if scope == ALL else scope)
+        for digest, record in digests.items():
+            state = states.get(digest)
+            if state is not None and any(s.scope in (ALL, scope) for s in state.suppressions):
+                held += 1
+            else:
+                kept.append(record)
+    return kept, held

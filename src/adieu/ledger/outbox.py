@@ -29,6 +29,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from adieu.errors import InvalidInput, NotFound
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE
+from adieu.ledger.leasing import due_in_turn, lease
 from adieu.ledger.vocabulary import DEAD, DELIVERED, EVENT_TYPES, PENDING
 from adieu.text import checked
 from adieu.times import iso_or_none
@@ -272,70 +273,35 @@ class Outbox:
 
     # -- delivery -------------------------------------------------------------
 
-    def claim(self, limit: int = 100, lease: timedelta = timedelta(seconds=60)) -> list[Delivery]:
+    def claim(
+        self, limit: int = 100, lease_for: timedelta = timedelta(seconds=60)
+    ) -> list[Delivery]:
         """Due rows that are the oldest waiting one of their (webhook, address),
-        leased to the caller for ``lease``; only for active webhooks, and taken
+        leased to the caller for ``lease_for``; only for active webhooks, and taken
         round-robin across them (each webhook's oldest first, then each one's
         second…), so that one webhook's backlog never fills a whole batch while
         another has something due. The deliveries come in that order."""
         now = self._clock()
-        o, p = t.outbox.alias("o"), t.outbox.alias("p")
         w = t.webhooks
-        earlier = (
-            select(p.c.id)
-            .where(
-                p.c.webhook_id == o.c.webhook_id,
-                p.c.contact_id == o.c.contact_id,
-                p.c.state == PENDING,
-                p.c.id < o.c.id,
-            )
-            .exists()
-        )
-        free = (o.c.lease_until.is_(None)) | (o.c.lease_until <= now)
-        turn = func.row_number().over(partition_by=o.c.webhook_id, order_by=o.c.id)
-        due = (
-            select(o.c.id, o.c.webhook_id, turn.label("turn"))
-            .select_from(o.join(w, w.c.id == o.c.webhook_id))
-            .where(
-                o.c.state == PENDING,
-                o.c.next_attempt_at <= now,
-                free,
-                ~earlier,
-                w.c.active.is_(True),
-            )
-            .subquery()
-        )
-        # Within a turn, the webhooks after the one served last come first, so
-        # that with more webhooks than a batch holds every one gets its turn.
-        query = (
-            select(due.c.id, due.c.webhook_id)
-            .order_by(due.c.turn, due.c.webhook_id <= self._last_served, due.c.webhook_id)
-            .limit(limit)
-        )
         # Looking needs no write lock (an idle deliverer must not contend with
-        # the pages' commits); the conditional UPDATE below re-checks each row.
+        # the pages' commits); the conditional UPDATE re-checks each row.
         with self.engine.connect() as conn:
-            found = [(int(i), int(hook)) for i, hook in conn.execute(query)]
+            found = due_in_turn(
+                conn,
+                t.outbox,
+                "webhook_id",
+                now,
+                limit,
+                self._last_served,
+                joined=(w, lambda hook: (w.c.id == hook) & w.c.active.is_(True)),
+            )
         if not found:
             return []
         candidates = [i for i, _ in found]
         if len(found) == limit:
             self._last_served = found[-1][1]
         with self._writer.begin() as conn:
-            # Conditional: a concurrent deliverer that leased a row first wins it.
-            taken = [
-                int(i)
-                for i in conn.execute(
-                    update(t.outbox)
-                    .where(
-                        t.outbox.c.id.in_(candidates),
-                        t.outbox.c.state == PENDING,
-                        (t.outbox.c.lease_until.is_(None)) | (t.outbox.c.lease_until <= now),
-                    )
-                    .values(lease_until=now + lease)
-                    .returning(t.outbox.c.id)
-                ).scalars()
-            ]
+            taken = lease(conn, t.outbox, candidates, now, lease_for)
             rows = conn.execute(
                 select(
                     t.outbox.c.id.label("outbox_id"),

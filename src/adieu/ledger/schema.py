@@ -8,7 +8,7 @@ The migration in ``adieu/migrations`` creates exactly this; a test compares them
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import overload
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -228,6 +228,22 @@ webhooks = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+
+def _delivery_columns() -> list[Column[Any]]:
+    """A queue row's delivery bookkeeping (``ledger.leasing``): pending →
+    delivered, or → dead after the last attempt (replayable); leased while a
+    deliverer works on it."""
+    return [
+        Column("state", String(16), nullable=False),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt_at", UTCDateTime, nullable=False),
+        Column("lease_until", UTCDateTime, nullable=True),
+        Column("last_error", String(500), nullable=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("delivered_at", UTCDateTime, nullable=True),
+    ]
+
+
 # One row per (webhook, event) to deliver. Written in the same transaction as
 # the event, so an event is never recorded without its deliveries (at least once).
 outbox = Table(
@@ -237,14 +253,7 @@ outbox = Table(
     Column("webhook_id", Id, ForeignKey("webhooks.id"), nullable=False),
     Column("event_id", Id, ForeignKey("events.id"), nullable=False),
     Column("contact_id", Id, nullable=False),
-    # pending → delivered, or → dead after the last attempt (replayable).
-    Column("state", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTCDateTime, nullable=False),
-    Column("lease_until", UTCDateTime, nullable=True),
-    Column("last_error", String(500), nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("delivered_at", UTCDateTime, nullable=True),
+    *_delivery_columns(),
 )
 # The deliverer's two questions: what is due, and is an earlier one for the
 # same address still waiting (order per address).
@@ -312,14 +321,7 @@ esp_pushes = Table(
     Column("kind", String(16), nullable=False),
     Column("scope", String(64), nullable=False),
     Column("address", String(320), nullable=True),
-    # pending → delivered, or → dead after the last attempt (replayable).
-    Column("state", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTCDateTime, nullable=False),
-    Column("lease_until", UTCDateTime, nullable=True),
-    Column("last_error", String(500), nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("delivered_at", UTCDateTime, nullable=True),
+    *_delivery_columns(),
 )
 Index("ix_esp_pushes_state", esp_pushes.c.state, esp_pushes.c.next_attempt_at)
 Index(

@@ -48,6 +48,9 @@ from adieu.scopes import ALL, check_campaign
 from adieu.text import checked
 from adieu.times import iso_or_none
 
+#: How often a contact with no choice of its own hears from us (the default).
+_EVERY = Frequency.EVERY.value
+
 
 class Ledger(BulkStore, ReviewQueue):
     """The consent and suppression store. Addresses may be given in any case."""
@@ -606,11 +609,26 @@ class Ledger(BulkStore, ReviewQueue):
         rows = self._reads.fetchall(self._send_state_sql, (scope, scope, digest))
         if not rows:
             return SendState(known=False)
-        frequency, paused_until, last_send = rows[0][:3]
+        first = rows[0]
+        frequency, paused_until, last_send = first[:3]
+        if (
+            len(rows) == 1
+            and first[6] is None
+            and frequency == _EVERY
+            and paused_until is None
+            and last_send is None
+        ):
+            # The common cases: nothing holds, or one suppression does.
+            if first[3] is None:
+                return _KNOWN_PLAIN
+            return SendState(
+                known=True,
+                suppressions=(Suppression(first[3], _REASON[first[4]], as_utc(first[5])),),
+            )
         return SendState(
             known=True,
             suppressions=tuple(
-                Suppression(r[3], Reason(r[4]), as_utc(r[5])) for r in rows if r[3] is not None
+                Suppression(r[3], _REASON[r[4]], as_utc(r[5])) for r in rows if r[3] is not None
             ),
             subscribed_topics=frozenset(r[6] for r in rows if r[6] is not None),
             frequency=Frequency(frequency),
@@ -632,7 +650,7 @@ class Ledger(BulkStore, ReviewQueue):
             for row in self._reads.fetchall(sql, params):
                 grouped.setdefault(bytes(row[0]), []).append(row)
         states: dict[bytes, SendState] = {}
-        every = Frequency.EVERY.value
+        every = _EVERY
         for digest, rows in grouped.items():
             first = rows[0]
             if (

@@ -45,6 +45,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -387,15 +388,14 @@ class RelayHandler:
     def _deliver(self, envelope: Envelope, content: bytes) -> str:
         # The raw header values are all that is needed here (no header
         # objects), and only the header block is read.
-        head = content.partition(b"\r\n\r\n")[0]
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(head + b"\r\n\r\n")
-        if not headers.get("From"):
+        headers = header_values(content.partition(b"\r\n\r\n")[0], _READ)
+        if not headers.get("from"):
             raise InvalidInput("The message has no From header")
-        category = str(headers.get("X-Adieu-Category") or self.config.category).strip().lower()
+        category = str(headers.get("x-adieu-category") or self.config.category).strip().lower()
         if category not in {c.value for c in Category}:
             raise InvalidInput("X-Adieu-Category must be marketing or transactional")
-        topic = str(headers.get("X-Adieu-Topic") or self.config.topic or "").strip() or None
-        campaign = str(headers.get("X-Adieu-Campaign") or "").strip() or None
+        topic = str(headers.get("x-adieu-topic") or self.config.topic or "").strip() or None
+        campaign = str(headers.get("x-adieu-campaign") or "").strip() or None
         sender = envelope.mail_from or ""
         # Everyone again, at once: someone may have left since RCPT, and the
         # message may name a narrower topic or category than RCPT asked about.
@@ -818,9 +818,48 @@ def delivery_report(
     return report + head + f"\r\n\r\n--{boundary}--\r\n".encode()
 
 
+#: The header fields the relay reads from a message.
+_READ = ("from", "x-adieu-category", "x-adieu-topic", "x-adieu-campaign")
+#: The first line of a header field, as the e-mail parser knows one (its
+#: ``headerRE`` less the unix From line and the field without a name).
+_FIELD = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
+
+
+def header_values(head: bytes, names: Sequence[str]) -> dict[str, object]:
+    """The first value of each of ``names`` (lower case) in the header block
+    ``head`` (CRLF line ends), as ``email``'s parser with the compat32 policy
+    gives it (``Message.get``): by name whatever its case, folded lines
+    joined with their CRLF, white space before the value left out. A block
+    of plain ASCII fields is read here; anything else (8-bit text, a line
+    the parser would take for the start of the body, a unix From line) by
+    the parser itself."""
+    fields: list[tuple[str, str]] = []
+    if head.isascii() and head.count(b"\r") == head.count(b"\n") == head.count(b"\r\n"):
+        text = head.decode("ascii")
+        for line in text.split("\r\n"):
+            if line[:1] in (" ", "\t") and fields:
+                name, value = fields[-1]
+                fields[-1] = (name, value + "\r\n" + line)
+            elif _FIELD.match(line):
+                name, _, value = line.partition(":")
+                fields.append((name.lower(), value.lstrip(" \t")))
+            else:
+                break
+        else:
+            found: dict[str, object] = {}
+            for name, value in fields:
+                if name in names and name not in found:
+                    found[name] = value
+            return found
+    parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(head + b"\r\n\r\n")
+    return {name: parsed.get(name) for name in names if parsed.get(name) is not None}
+
+
 def _without_control_headers(content: bytes) -> bytes:
     """The message without the X-Adieu-* instructions meant for the relay."""
     head, sep, body = content.partition(b"\r\n\r\n")
+    if b"x-adieu-" not in head.lower():
+        return content  # none to remove (the usual case without a line loop)
     lines = head.split(b"\r\n")
     kept: list[bytes] = []
     skipping = False

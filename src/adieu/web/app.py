@@ -115,7 +115,10 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     pages = Pages(adieu)
     palette = Palette.from_brand(adieu.settings.brand_colour)
     committer = GroupCommit(adieu.ledger)
-    app.add_middleware(OneClick, adieu=adieu, committer=committer, pages=pages)
+    public = PublicPages(adieu, pages, committer)
+    app.add_middleware(
+        OneClick, adieu=adieu, committer=committer, pages=pages, landing=public.landing
+    )
     # In front of everything that reads a body (one-click, sign-in, the API's
     # parsing): each door's size limit, enforced as the bytes arrive.
     app.add_middleware(BodyLimit)
@@ -157,7 +160,6 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
         response.headers.update(failure.headers)
         return response
 
-    public = PublicPages(adieu, pages, committer)
     # Email service providers' webhooks (adieu.esp.hooks): each provider's
     # authentication, then the same ledger changes as returned mail.
     hooks = HookDoor(adieu)
@@ -186,9 +188,11 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     # The one route table, in the order requests are matched: the recipient's
     # pages first (every recipient hits them; measured: with the operator's
     # ~35 routes ahead of them the landing page served a third fewer requests).
-    # RFC 8058 one-click POSTs to /u/{token} never reach it: ``OneClick``
-    # answers them in front of the app (a raw ASGI path, for speed) and hands
-    # the landing page's own forms on to ``public.unsubscribe``.
+    # RFC 8058 one-click POSTs to /u/{token} never reach it, nor do most
+    # landing-page GETs: ``OneClick`` answers them in front of the app (a raw
+    # ASGI path, for speed), hands the landing page's own forms on to
+    # ``public.unsubscribe``, and a landing page that cannot be shown (a bad
+    # link, storage trouble) to the routes below and their error pages.
     routes: list[tuple[str, Callable[..., Any], list[str]]] = [
         ("/u/{token}", public.landing, ["GET", "HEAD"]),
         ("/u/{token}", public.unsubscribe, ["POST"]),
@@ -225,6 +229,7 @@ class SecurityHeaders:
         self.app = app
         headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if https else {})}
         self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.names = frozenset(name for name, _ in self.headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -233,9 +238,14 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in self.headers if k not in present]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                given = message.get("headers", [])
+                # A response may set its own (the dashboard's pages do): those stay.
+                if any(name.lower() in self.names for name, _ in given):
+                    present = {name.lower() for name, _ in given}
+                    extra = [(k, v) for k, v in self.headers if k not in present]
+                else:
+                    extra = self.headers
+                message = {**message, "headers": [*given, *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -6,13 +6,22 @@ plain 200) without the framework's routing and dependency machinery, which
 measured at about half of the cost of each request. The landing page's own
 form posts to the same URL; those requests are handed on, body included, to
 the page routes.
+
+The landing page (GET and HEAD of the same URL) is the page every scanner and
+every reader opens; it is answered here too, by the page's own handler
+without the routing in between. Whatever it cannot answer (a link that is
+not valid, a ledger that cannot be read) goes on to the routes, whose error
+pages say so in the reader's language.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adieu.errors import InvalidToken
@@ -25,23 +34,32 @@ from adieu.web.forms import FORM_TYPE, MAX_FORM
 from adieu.web.render import Pages
 
 _PATH = re.compile(r"/u/([A-Za-z0-9_-]{1,1024})")
+_PAGE_METHODS = ("GET", "HEAD")
 _PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class OneClick:
-    def __init__(self, app: ASGIApp, adieu: Adieu, committer: GroupCommit, pages: Pages) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        adieu: Adieu,
+        committer: GroupCommit,
+        pages: Pages,
+        landing: Callable[[Request], Awaitable[Response]] | None = None,
+    ) -> None:
         self.app = app
         self.adieu = adieu
         self.committer = committer
         self.pages = pages
+        self.landing = landing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = (
-            _PATH.fullmatch(scope["path"])
-            if scope["type"] == "http" and scope["method"] == "POST"
-            else None
-        )
-        if match is None:
+        method = scope.get("method")
+        match = _PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        if match is not None and method in _PAGE_METHODS and self.landing is not None:
+            await self.landing_page(scope, receive, send, match.group(1))
+            return
+        if match is None or method != "POST":
             await self.app(scope, receive, send)
             return
         body, more = b"", True
@@ -67,6 +85,17 @@ class OneClick:
             await self.app(scope, _replay(body, more, receive), send)
             return
         await self.one_click(match.group(1), headers, send)
+
+    async def landing_page(self, scope: Scope, receive: Receive, send: Send, token: str) -> None:
+        assert self.landing is not None
+        scope["path_params"] = {"token": token}
+        try:
+            response = await self.landing(Request(scope, receive))
+        except Exception:
+            # The routes answer it again, with the error page that fits.
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
 
     async def one_click(self, token: str, headers: dict[bytes, bytes], send: Send) -> None:
         accept = headers.get(b"accept-language", b"").decode("latin-1")

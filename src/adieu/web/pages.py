@@ -75,7 +75,7 @@ SCANNER_AGENTS = (
 #: Request headers by which browsers mark a fetch nobody asked to see yet.
 PREFETCH_HEADERS = ("sec-purpose", "purpose", "x-purpose", "x-moz")
 _scanner_agent = re.compile("|".join(re.escape(word) for word in SCANNER_AGENTS), re.I).search
-_WATCHED = frozenset(name.encode() for name in ("user-agent", *PREFETCH_HEADERS))
+_WATCHED = frozenset(name.encode() for name in ("user-agent", "accept-language", *PREFETCH_HEADERS))
 #: Each sign's counter, made once (and so shown at 0 from the start).
 SIGNS = ("none", "head", "prefetch", "agent", "soon_after_send")
 _VISITS = {
@@ -167,7 +167,14 @@ class PublicPages:
         Nothing is written: a visit is only counted, in memory."""
         token = request.path_params["token"]
         payload = self.adieu.codec.open(token)
-        locale = self.pages.locale(request, payload)
+        # Only the headers that tell, read straight from the request (this
+        # page is the one every scanner fetches).
+        watched = {
+            name.decode(): value.decode("latin-1")
+            for name, value in request.scope["headers"]
+            if name in _WATCHED
+        }
+        locale = self.pages.locale_from(watched.get("accept-language", ""), payload)
         topic = (
             self.adieu.ledger.topic(payload.scope).in_language(locale)
             if payload.scope != ALL
@@ -176,13 +183,6 @@ class PublicPages:
         shown = self.adieu.hasher.display(payload.address, self.adieu.settings.address_display)
         state = await self.send_state(payload)
         ledger = self.adieu.ledger
-        # Only the headers that tell, read straight from the request (this
-        # page is the one every scanner fetches).
-        watched = {
-            name.decode(): value.decode("latin-1")
-            for name, value in request.scope["headers"]
-            if name in _WATCHED
-        }
         sign = visit_sign(request.method, watched, state.last_marketing_send_at, ledger.now())
         _VISITS[sign].inc()
         left = left_already(state, payload.scope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -26,6 +27,11 @@ from adieu.web import forms
 _TOKEN_MARK = "adieu-token-7f3c2a"
 _ADDRESS_MARK = "adieu-address-7f3c2a"
 _CSRF_MARK = "adieu-csrf-7f3c2a"
+_TOKEN_BYTES, _ADDRESS_BYTES, _CSRF_BYTES = (
+    m.encode() for m in (_TOKEN_MARK, _ADDRESS_MARK, _CSRF_MARK)
+)
+#: Splits a page rendered with the markers into text and markers (odd pieces).
+_MARKS = re.compile(b"(" + b"|".join((_TOKEN_BYTES, _ADDRESS_BYTES, _CSRF_BYTES)) + b")")
 
 
 def _luminance(hex_colour: str) -> float:
@@ -79,17 +85,15 @@ class Pages:
             lstrip_blocks=True,
         )
         self._csrf_key = hmac.digest(adieu.keyring.hash_key, b"adieu csrf v1", "sha256")
-        self._per_token: dict[tuple[Any, ...], bytes] = {}
+        self._per_token: dict[tuple[Any, ...], tuple[bytes, ...]] = {}
 
     def locale(self, request: Request, payload: TokenPayload | None = None) -> str:
         """The link's language, then the browser's, then the configured default."""
         return self.locale_from(request.headers.get("accept-language", ""), payload)
 
     def locale_from(self, accept: str, payload: TokenPayload | None = None) -> str:
-        return negotiate(
-            payload.locale if payload else None,
-            *_accepted(accept[:500]),
-            default=self.settings.default_locale,
+        return _negotiated(
+            payload.locale if payload else None, accept[:500], self.settings.default_locale
         )
 
     def when(self, moment: datetime | None, locale: str) -> str:
@@ -135,21 +139,28 @@ class Pages:
         landing page is the one every link scanner fetches). The token is
         URL-safe base64 and the address is escaped, as the template would.
         """
-        key = (name, locale, tuple(sorted((k, repr(v)) for k, v in context.items())))
-        page = self._per_token.get(key)
-        if page is None:
+        try:
+            key: tuple[Any, ...] = (name, locale, *context.items())
+            parts = self._per_token.get(key)
+        except TypeError:  # a value that cannot be a key: by its text
+            key = (name, locale, *((k, repr(v)) for k, v in context.items()))
+            parts = self._per_token.get(key)
+        if parts is None:
             rendered = self.render(
                 name, locale, token=_TOKEN_MARK, address=_ADDRESS_MARK, csrf=_CSRF_MARK, **context
             )
-            page = bytes(rendered.body)
+            parts = tuple(_MARKS.split(bytes(rendered.body)))
             if len(self._per_token) > 512:
                 self._per_token.clear()
-            self._per_token[key] = page
-        filled = page.replace(_TOKEN_MARK.encode(), token.encode("ascii")).replace(
-            _ADDRESS_MARK.encode(), str(escape(address)).encode()
-        )
-        if _CSRF_MARK.encode() in page:
-            filled = filled.replace(_CSRF_MARK.encode(), self.csrf_for(token).encode("ascii"))
+            self._per_token[key] = parts
+        # The page's pieces, each marker (every odd piece) filled in.
+        values = {
+            _TOKEN_BYTES: token.encode("ascii"),
+            _ADDRESS_BYTES: str(escape(address)).encode(),
+        }
+        if len(parts) > 1 and _CSRF_BYTES in parts:
+            values[_CSRF_BYTES] = self.csrf_for(token).encode("ascii")
+        filled = b"".join(values[piece] if i % 2 else piece for i, piece in enumerate(parts))
         return HTMLResponse(filled)
 
     # -- forms and cross-site protection -------------------------------------
@@ -160,6 +171,13 @@ class Pages:
 
     def csrf_ok(self, request: Request, token: str, form: dict[str, str]) -> bool:
         return forms.csrf_ok(request, form, self.csrf_for(token), [self.settings.base_url])
+
+
+@lru_cache(maxsize=2048)
+def _negotiated(linked: str | None, accept: str, default: str) -> str:
+    """The language for a link's own and a browser's (a few combinations
+    make up nearly every request)."""
+    return negotiate(linked, *_accepted(accept), default=default)
 
 
 @lru_cache(maxsize=2048)

@@ -6,6 +6,7 @@ trouble (down, slow, rate-limiting) taken one request at a time."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,6 +21,12 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import pytest
+from click.testing import CliRunner
+
+from adieu.cli import main
+from adieu.esp.push.deliver import PushDeliverer
+from adieu.esp.push.providers import providers
+from adieu.esp.push.queue import PushQueue
 
 SENDGRID_KEY = "SG." + secrets.token_urlsafe(24)
 MAILGUN_KEY = "key-" + secrets.token_hex(16)
@@ -100,12 +107,14 @@ class Lists:
     pm: dict[str, str] = field(default_factory=dict)  # address → SuppressionReason
 
 
-class StandIn:
-    """The four providers on one local port (``/ses``, ``/sendgrid``,
-    ``/mailgun``, ``/postmark`` as their API bases)."""
+class StandInServer:
+    """A local HTTP server standing in for providers' APIs: it reads each
+    request whole, takes the next entry of its script of trouble ("down",
+    "slow", "limit", "refuse"; GETs are never troubled), and otherwise hands
+    the request to ``route`` under a lock. Subclasses give ``auth`` and
+    ``route``; every change they make goes through ``_log``."""
 
     def __init__(self, page_size: int = 3) -> None:
-        self.lists = Lists()
         #: Every change made, in order: (provider, "add"/"remove", list, address).
         self.applied: list[tuple[str, str, str, str]] = []
         #: Trouble to come, one entry per request: "down", "slow", "limit", "refuse".
@@ -140,33 +149,16 @@ class StandIn:
                 if status != 204:
                     self.wfile.write(data)
 
-            do_GET = do_PUT = do_POST = do_DELETE = _serve
+            do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "ses_region": REGION,
-            "ses_endpoint_url": f"{self.base}/ses",
-            "sendgrid_api_key": SENDGRID_KEY,
-            "sendgrid_api_url": f"{self.base}/sendgrid",
-            "sendgrid_groups": f"{TOPIC}={GROUP}",
-            "mailgun_api_key": MAILGUN_KEY,
-            "mailgun_api_url": f"{self.base}/mailgun",
-            "mailgun_domain": DOMAIN,
-            "postmark_server_token": POSTMARK_TOKEN,
-            "postmark_api_url": f"{self.base}/postmark",
-            "postmark_stream": STREAM,
-        }
-
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-    # -- requests -------------------------------------------------------------------
 
     def handle(
         self, method: str, raw: str, headers: dict[str, str], body: bytes
@@ -184,16 +176,56 @@ class StandIn:
         if trouble == "refuse":
             return 400, {"message": "bad request"}, {}
         provider, _, rest = raw.lstrip("/").partition("/")
-        problem = self._auth(provider, method, raw, headers, body)
+        problem = self.auth(provider, method, raw, headers, body)
         if problem:
             self.bad_auth.append(f"{provider}: {problem}")
             return 401, {"message": "unauthorized"}, {}
         with self.lock:
-            route = getattr(self, f"_{provider}")
-            result: tuple[int, Any, dict[str, str]] = route(method, "/" + rest, body)
-            return result
+            return self.route(provider, method, "/" + rest, body)
 
-    def _auth(
+    def auth(
+        self, provider: str, method: str, raw: str, headers: dict[str, str], body: bytes
+    ) -> str | None:
+        """None when the request's credentials hold, else what is wrong."""
+        raise NotImplementedError
+
+    def route(
+        self, provider: str, method: str, path: str, body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        """(status, JSON-able answer or bytes, extra headers) for one request
+        under ``/{provider}``, the path below it."""
+        raise NotImplementedError
+
+    def _log(self, provider: str, action: str, name: str, address: str) -> None:
+        self.applied.append((provider, action, name, address))
+
+
+class StandIn(StandInServer):
+    """SES, SendGrid, Mailgun and Postmark on one local port (``/ses``,
+    ``/sendgrid``, ``/mailgun``, ``/postmark`` as their API bases)."""
+
+    def __init__(self, page_size: int = 3) -> None:
+        self.lists = Lists()
+        super().__init__(page_size)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "ses_region": REGION,
+            "ses_endpoint_url": f"{self.base}/ses",
+            "sendgrid_api_key": SENDGRID_KEY,
+            "sendgrid_api_url": f"{self.base}/sendgrid",
+            "sendgrid_groups": f"{TOPIC}={GROUP}",
+            "mailgun_api_key": MAILGUN_KEY,
+            "mailgun_api_url": f"{self.base}/mailgun",
+            "mailgun_domain": DOMAIN,
+            "postmark_server_token": POSTMARK_TOKEN,
+            "postmark_api_url": f"{self.base}/postmark",
+            "postmark_stream": STREAM,
+        }
+
+    # -- requests -------------------------------------------------------------------
+
+    def auth(
         self, provider: str, method: str, raw: str, headers: dict[str, str], body: bytes
     ) -> str | None:
         if provider == "ses":
@@ -209,8 +241,11 @@ class StandIn:
             return None if ok else "bad server token"
         return "unknown provider"
 
-    def _log(self, provider: str, action: str, name: str, address: str) -> None:
-        self.applied.append((provider, action, name, address))
+    def route(
+        self, provider: str, method: str, path: str, body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        result: tuple[int, Any, dict[str, str]] = getattr(self, f"_{provider}")(method, path, body)
+        return result
 
     def _page(self, items: list[Any], query: dict[str, list[str]]) -> tuple[list[Any], int]:
         offset = int(query.get("offset", ["0"])[0])
@@ -431,3 +466,41 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+# -- driving the deliverer and the CLI ----------------------------------------------
+
+
+def deliverer_for(adieu: Any, targets: list[Any] | None = None, **options: Any) -> PushDeliverer:
+    """A deliverer with short waits, for the configured providers (or ``targets``)."""
+    values: dict[str, Any] = {"timeout": 0.5, "first_delay": 0.05, "max_attempts": 50}
+    values.update(options)
+    return PushDeliverer(
+        PushQueue(adieu.engine, adieu.ledger.now),
+        targets if targets is not None else providers(adieu.settings),
+        **values,
+    )
+
+
+def pending(adieu: Any) -> int:
+    return sum(c.pending for c in PushQueue(adieu.engine, adieu.ledger.now).counts().values())
+
+
+def drain(adieu: Any, deliverer: PushDeliverer, seconds: float = 30) -> None:
+    """Rounds until nothing waits (or fail after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while pending(adieu):
+        assert time.monotonic() < deadline, f"{pending(adieu)} pushes still waiting"
+        if asyncio.run(deliverer.run_once()) == 0:
+            time.sleep(0.05)
+
+
+def run_cli(
+    adieu: Any, settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> Any:
+    """``adieu ARGS`` against ``adieu``'s ledger with ``settings``; the result."""
+    for name, value in settings.items():
+        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
+    monkeypatch.setenv("ADIEU_DATA_DIR", str(adieu.settings.data_dir))
+    monkeypatch.setenv("ADIEU_DATABASE_URL", adieu.settings.sqlalchemy_url)
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)

@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from push_support import GROUP, TOPIC, StandIn, aws, stand_in
+from push_support import deliverer_for as _deliverer
+from push_support import drain as _drain
+from push_support import pending as _pending
 
 from adieu.cli import main
 from adieu.esp.push.deliver import PushDeliverer
-from adieu.esp.push.providers import providers
 from adieu.esp.push.queue import PushQueue
 from adieu.ledger import Channel
 from adieu.ledger.vocabulary import DEAD, Reason
@@ -38,28 +40,6 @@ def pushing(make_settings: MakeSettings, stand_in: StandIn, aws: None) -> Iterat
     app.ledger.add_topic(TOPIC, "News")
     yield app
     app.close()
-
-
-def _deliverer(adieu: Adieu, **options: object) -> PushDeliverer:
-    values: dict[str, object] = {"timeout": 0.5, "first_delay": 0.05, "max_attempts": 50}
-    values.update(options)
-    return PushDeliverer(
-        PushQueue(adieu.engine, adieu.ledger.now),
-        providers(adieu.settings),
-        **values,  # type: ignore[arg-type]
-    )
-
-
-def _pending(adieu: Adieu) -> int:
-    return sum(c.pending for c in PushQueue(adieu.engine, adieu.ledger.now).counts().values())
-
-
-def _drain(adieu: Adieu, deliverer: PushDeliverer, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while _pending(adieu):
-        assert time.monotonic() < deadline, f"{_pending(adieu)} pushes still waiting"
-        if asyncio.run(deliverer.run_once()) == 0:
-            time.sleep(0.05)
 
 
 def test_each_decision_arrives_at_every_provider(pushing: Adieu, stand_in: StandIn) -> None:

@@ -18,17 +18,15 @@ from adieu.esp.push.providers import (
     MAX_RETRY_AFTER_S,
     Call,
     Page,
-    Provider,
     Unreadable,
     error_message,
-    mailgun_page,
-    postmark_failure,
-    postmark_page,
     retry_after,
-    sendgrid_page,
-    ses_page,
     verdict,
 )
+from adieu.esp.push.providers.mailgun import Mailgun, mailgun_page
+from adieu.esp.push.providers.postmark import Postmark, postmark_failure, postmark_page
+from adieu.esp.push.providers.sendgrid import SendGrid, sendgrid_page
+from adieu.esp.push.providers.ses import SES, ses_page
 from adieu.esp.push.sigv4 import Credentials, sign
 from adieu.scopes import ALL
 
@@ -236,19 +234,50 @@ def test_every_request_names_the_address_only_where_the_api_wants_it(
     from urllib.parse import quote
 
     targets: list[Any] = [
-        Provider(
-            "ses",
+        SES(
             "https://email.eu-west-1.amazonaws.com",
-            "",
-            region=REGION,
-            credentials=Credentials(AWS_KEY, AWS_SECRET),
+            REGION,
+            Credentials(AWS_KEY, AWS_SECRET),
+            lambda: NOW,
         ),
-        Provider("sendgrid", "https://api.sendgrid.com", "k"),
-        Provider("mailgun", "https://api.mailgun.net", "k", domain="mg.example.com"),
-        Provider("postmark", "https://api.postmarkapp.com", "k", stream="broadcast"),
+        SendGrid("https://api.sendgrid.com", "k", {}, lambda: NOW),
+        Mailgun("https://api.mailgun.net", "k", "mg.example.com", lambda: NOW),
+        Postmark("https://api.postmarkapp.com", "k", "broadcast", lambda: NOW),
     ]
     for provider in targets:
         for call in provider.calls(action, kind, ALL, address):
             assert address not in call.url or call.method == "DELETE"
             if call.method == "DELETE" and address.encode() not in call.body:
                 assert quote(address, safe="") in call.url
+
+
+def test_every_provider_with_its_settings_is_configured_and_built_in_one_order(
+    monkeypatch: Any,
+) -> None:
+    from adieu.esp.push import PROVIDERS, configured
+    from adieu.esp.push.providers import kinds, providers
+    from adieu.settings import Settings
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    every = Settings(
+        ses_region=REGION,
+        sendgrid_api_key="SG.key",
+        mailgun_api_key="key-1",
+        mailgun_domain="mg.example.com",
+        postmark_server_token="token",
+        resend_api_key="re_key",
+        sparkpost_api_key="sp-key",
+        brevo_api_key="xkeysib-key",
+        mailjet_api_key="public",
+        mailjet_api_secret="secret",
+    )
+    assert [kind.name for kind in kinds()] == list(PROVIDERS)
+    assert configured(every) == PROVIDERS
+    assert [p.name for p in providers(every)] == list(PROVIDERS)
+    for provider in providers(every):
+        assert "key" not in repr(provider) and "secret" not in repr(provider)
+    # Half a provider's settings is none of it.
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    half = Settings(mailgun_api_key="key-1", mailjet_api_key="public")
+    assert configured(half) == () and providers(half) == []

@@ -13,11 +13,13 @@ from click.testing import CliRunner
 from push_support import GROUP, TOPIC, StandIn, aws, stand_in
 
 from adieu.cli import main
-from adieu.esp.push import providers as push_providers
 from adieu.esp.push.deliver import PushDeliverer
 from adieu.esp.push.providers import providers
+from adieu.esp.push.providers import sendgrid as push_sendgrid
 from adieu.esp.push.queue import PushQueue
 from adieu.ledger import Channel
+from adieu.ledger.vocabulary import Reason
+from adieu.scopes import ALL
 from adieu.service import Adieu
 from conftest import MakeSettings
 
@@ -30,7 +32,7 @@ PROVIDERS = ("ses", "sendgrid", "mailgun", "postmark")
 def pushing(
     make_settings: MakeSettings, stand_in: StandIn, aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Adieu]:
-    monkeypatch.setattr(push_providers, "SENDGRID_PAGE", 3)  # several pages of a few
+    monkeypatch.setattr(push_sendgrid, "SENDGRID_PAGE", 3)  # several pages of a few
     app = Adieu(make_settings(**stand_in.settings()))
     app.ledger.add_topic(TOPIC, "News")
     yield app
@@ -144,3 +146,26 @@ def test_sync_names_a_provider_that_is_not_configured(
     assert "postmark is not configured" in result.output
     listed = CliRunner().invoke(main, ["esp", "list"])
     assert listed.exit_code == 0 and "No email service provider is configured" in listed.output
+
+
+def test_an_entry_read_back_for_an_address_adieu_already_holds_is_not_imported_beside_it(
+    pushing: Adieu, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hard bounce pushed to a list that keeps no reason comes back as an
+    unsubscribe; imported beside the bounce, it would outlive the bounce's lift."""
+    ledger = pushing.ledger
+    ledger.record_bounce("gone@example.com", hard=True)
+    ledger.unsubscribe("reader@example.com", TOPIC, channel=Channel.LANDING_PAGE)
+    stand_in.lists.sg_global.update({"gone@example.com", "reader@example.com"})
+    stand_in.lists.sg_groups[GROUP] = {"reader@example.com"}
+    output = _run(pushing, stand_in, monkeypatch, "esp", "sync", "sendgrid")
+    assert [s.reason for s in ledger.status("gone@example.com").state.suppressions] == [
+        Reason.HARD_BOUNCE
+    ], output
+    held = {(s.scope, s.reason) for s in ledger.status("reader@example.com").state.suppressions}
+    # The topic's entry was Adieu's own; the one for all mail is news to it.
+    assert held == {(TOPIC, Reason.UNSUBSCRIBE), (ALL, Reason.UNSUBSCRIBE)}, output
+    ledger.resubscribe(
+        "gone@example.com", channel=Channel.CLI, lift=[Reason.HARD_BOUNCE], note="works again"
+    )
+    assert ledger.status("gone@example.com").state.suppressions == ()

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from adieu.settings import Settings
 
 SES, SENDGRID, MAILGUN, POSTMARK = "ses", "sendgrid", "mailgun", "postmark"
-PROVIDERS: Final = (SES, SENDGRID, MAILGUN, POSTMARK)
+RESEND, SPARKPOST, BREVO, MAILJET = "resend", "sparkpost", "brevo", "mailjet"
+PROVIDERS: Final = (SES, SENDGRID, MAILGUN, POSTMARK, RESEND, SPARKPOST, BREVO, MAILJET)
 
 ADD, REMOVE = "add", "remove"
 #: What an added entry stands for.
@@ -31,24 +32,20 @@ UNSUBSCRIBE, COMPLAINT, BOUNCE = "unsubscribe", "complaint", "bounce"
 
 
 def configured(settings: Settings) -> tuple[str, ...]:
-    """The providers whose push settings are set, in a fixed order."""
-    found: list[str] = []
-    if settings.ses_region and os.environ.get("AWS_ACCESS_KEY_ID"):
-        found.append(SES)
-    if settings.sendgrid_api_key:
-        found.append(SENDGRID)
-    if settings.mailgun_api_key and settings.mailgun_domain:
-        found.append(MAILGUN)
-    if settings.postmark_server_token:
-        found.append(POSTMARK)
-    return tuple(found)
-
-
-def sendgrid_groups(settings: Settings) -> dict[str, int]:
-    """``ADIEU_SENDGRID_GROUPS`` as {topic: group id}."""
-    groups: dict[str, int] = {}
-    for part in settings.sendgrid_groups.split(","):
-        topic, sep, group = part.partition("=")
-        if sep:
-            groups[topic.strip()] = int(group.strip())
-    return groups
+    """The providers whose push settings are set, in a fixed order (what
+    ``providers.providers`` builds, without importing any of them)."""
+    present = {
+        SES: bool(
+            settings.ses_region
+            and os.environ.get("AWS_ACCESS_KEY_ID")
+            and os.environ.get("AWS_SECRET_ACCESS_KEY")
+        ),
+        SENDGRID: settings.sendgrid_api_key is not None,
+        MAILGUN: bool(settings.mailgun_api_key and settings.mailgun_domain),
+        POSTMARK: settings.postmark_server_token is not None,
+        RESEND: settings.resend_api_key is not None,
+        SPARKPOST: settings.sparkpost_api_key is not None,
+        BREVO: settings.brevo_api_key is not None,
+        MAILJET: bool(settings.mailjet_api_key and settings.mailjet_api_secret),
+    }
+    return tuple(name for name in PROVIDERS if present[name])

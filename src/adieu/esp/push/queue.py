@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from adieu.esp.push import ADD, BOUNCE, COMPLAINT, REMOVE, UNSUBSCRIBE
 from adieu.ledger import schema as t
 from adieu.ledger.database import WRITE
+from adieu.ledger.leasing import due_in_turn, lease
 from adieu.ledger.vocabulary import DEAD, DELIVERED, PENDING, EventType, Reason
 from adieu.scopes import ALL
 
@@ -243,35 +244,12 @@ class PushQueue:
         with self._writer.begin() as conn:
             return enqueue(conn, decisions, self._clock())
 
-    def claim(self, limit: int = 100, lease: timedelta = timedelta(seconds=60)) -> list[Push]:
+    def claim(self, limit: int = 100, lease_for: timedelta = timedelta(seconds=60)) -> list[Push]:
         """Due rows that are the oldest waiting one of their (provider,
-        contact), leased for ``lease``, round-robin across providers."""
+        contact), leased for ``lease_for``, round-robin across providers."""
         now = self._clock()
-        o, p = t.esp_pushes.alias("o"), t.esp_pushes.alias("p")
-        earlier = (
-            select(p.c.id)
-            .where(
-                p.c.provider == o.c.provider,
-                p.c.contact_id == o.c.contact_id,
-                p.c.state == PENDING,
-                p.c.id < o.c.id,
-            )
-            .exists()
-        )
-        free = (o.c.lease_until.is_(None)) | (o.c.lease_until <= now)
-        turn = func.row_number().over(partition_by=o.c.provider, order_by=o.c.id)
-        due = (
-            select(o.c.id, o.c.provider, turn.label("turn"))
-            .where(o.c.state == PENDING, o.c.next_attempt_at <= now, free, ~earlier)
-            .subquery()
-        )
-        query = (
-            select(due.c.id, due.c.provider)
-            .order_by(due.c.turn, due.c.provider <= self._last_served, due.c.provider)
-            .limit(limit)
-        )
         with self.engine.connect() as conn:
-            found = [(int(i), str(name)) for i, name in conn.execute(query)]
+            found = due_in_turn(conn, t.esp_pushes, "provider", now, limit, self._last_served)
         if not found:
             return []
         if len(found) == limit:
@@ -279,19 +257,7 @@ class PushQueue:
         candidates = [i for i, _ in found]
         q = t.esp_pushes
         with self._writer.begin() as conn:
-            taken = [
-                int(i)
-                for i in conn.execute(
-                    update(q)
-                    .where(
-                        q.c.id.in_(candidates),
-                        q.c.state == PENDING,
-                        (q.c.lease_until.is_(None)) | (q.c.lease_until <= now),
-                    )
-                    .values(lease_until=now + lease)
-                    .returning(q.c.id)
-                ).scalars()
-            ]
+            taken = lease(conn, q, candidates, now, lease_for)
             rows = conn.execute(select(q).where(q.c.id.in_(taken))).all()
         order = {row_id: n for n, row_id in enumerate(candidates)}
         rows = sorted(rows, key=lambda r: order[int(r.id)])
