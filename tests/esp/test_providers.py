@@ -706,7 +706,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(esp: Adieu, hooks: H
     assert nothing_recorded(esp)
 
 
-def test_a_failed_write_is_answered_503_and_the_retry_records_it(
+def test_a_failed_write_is_answered_503_and_the_retry_records_all_of_it(
     esp: Adieu, hooks: Hooks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sqlite3
@@ -729,8 +729,70 @@ def test_a_failed_write_is_answered_503_and_the_retry_records_it(
     failed = hooks.post("sendgrid", body, sendgrid_headers(body))
     assert failed.status_code == 503  # SendGrid retries anything but a 2xx
     assert failed.json()["error"]["code"] == "unavailable"
+    assert events_of(esp, "one@example.com") == [], "nothing of a failed request stays"
     retried = hooks.post("sendgrid", body, sendgrid_headers(body))
-    assert retried.json() == {"recorded": 1, "duplicates": 1, "ignored": 0, "malformed": 0}
+    assert retried.json() == {"recorded": 2, "duplicates": 0, "ignored": 0, "malformed": 0}
+    assert events_of(esp, "one@example.com") == [("complaint", "esp")]
+    assert events_of(esp, "two@example.com") == [("complaint", "esp")]
+
+
+def test_a_finding_the_ledger_refuses_is_counted_malformed_and_the_others_stand(
+    esp: Adieu, hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adieu.errors import InvalidAddress
+
+    body = body_of(
+        [sg("spamreport", "one@example.com", "e1"), sg("spamreport", "two@example.com", "e2")]
+    )
+    real = esp.ledger.record_complaint
+
+    def picky(address: str, **kwargs: Any) -> Any:
+        result = real(address, **kwargs)  # written, then refused: the savepoint undoes it
+        if address == "two@example.com":
+            raise InvalidAddress("not an address this ledger takes")
+        return result
+
+    monkeypatch.setattr(esp.ledger, "record_complaint", picky)
+    answer = hooks.post("sendgrid", body, sendgrid_headers(body))
+    assert answer.json() == {"recorded": 1, "duplicates": 0, "ignored": 0, "malformed": 1}
+    assert events_of(esp, "one@example.com") == [("complaint", "esp")]
+    assert events_of(esp, "two@example.com") == []
+
+
+def test_a_failure_after_the_ledger_writes_never_records_an_event_twice(
+    esp: Adieu, hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step that marks the claims recorded fails (the process could as
+    well die there): the request's ledger writes go with it, so neither the
+    retry nor a redelivery long after records anything twice."""
+    import sqlite3
+    from datetime import timedelta
+
+    from sqlalchemy.exc import OperationalError
+
+    from adieu.esp.hooks import Hooks as Door
+    from adieu.ledger import schema as t
+
+    body = body_of(
+        [sg("spamreport", "one@example.com", "e1"), sg("spamreport", "two@example.com", "e2")]
+    )
+    real = Door._settle
+    failures = [True]
+
+    def flaky(self: Door, *args: Any, **kwargs: Any) -> None:
+        if failures:
+            failures.pop()
+            raise OperationalError("UPDATE", {}, sqlite3.OperationalError("disk I/O error"))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Door, "_settle", flaky)
+    assert hooks.post("sendgrid", body, sendgrid_headers(body)).status_code == 503
+    retried = hooks.post("sendgrid", body, sendgrid_headers(body))
+    assert retried.json()["recorded"] == 2
+    with esp.engine.begin() as conn:  # long after, past any claim's staleness
+        conn.execute(t.esp_events.update().values(claimed_at=esp.ledger.now() - timedelta(days=1)))
+    again = hooks.post("sendgrid", body, sendgrid_headers(body))
+    assert again.json() == {"recorded": 0, "duplicates": 2, "ignored": 0, "malformed": 0}
     assert events_of(esp, "one@example.com") == [("complaint", "esp")]
     assert events_of(esp, "two@example.com") == [("complaint", "esp")]
 
@@ -743,17 +805,21 @@ def test_a_claim_left_by_a_process_that_died_is_taken_over(esp: Adieu) -> None:
 
     door = Door(esp)
     key = ("e1", esp.hasher.hash("one@example.com"))
-    assert door._claim("sendgrid", [key]) == [key]
-    assert door._claim("sendgrid", [key]) == []  # being recorded right now
+    with esp.ledger.together() as conn:  # a claim committed without its record
+        assert door._claim(conn, "sendgrid", [key]) == [key]
+    with esp.ledger.together() as conn:
+        assert door._claim(conn, "sendgrid", [key]) == []  # not stale yet
     with esp.engine.begin() as conn:
         conn.execute(
             t.esp_events.update().values(claimed_at=esp.ledger.now() - timedelta(minutes=10))
         )
-    assert door._claim("sendgrid", [key]) == [key]  # the one that claimed it died
-    door._done("sendgrid", [key])
+    with esp.ledger.together() as conn:
+        assert door._claim(conn, "sendgrid", [key]) == [key]  # the one that claimed it died
+        door._settle(conn, "sendgrid", [key])
     with esp.engine.begin() as conn:
         conn.execute(t.esp_events.update().values(claimed_at=esp.ledger.now() - timedelta(days=10)))
-    assert door._claim("sendgrid", [key]) == []  # recorded: never again
+    with esp.ledger.together() as conn:
+        assert door._claim(conn, "sendgrid", [key]) == []  # recorded: never again
 
 
 def test_a_provider_key_that_cannot_work_is_refused_at_start() -> None:

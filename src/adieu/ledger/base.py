@@ -7,6 +7,7 @@ state and appends an event, then commits. Nothing else writes consent state.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,8 @@ class LedgerBase:
         self.soft_bounce_window = timedelta(days=soft_bounce_days)
         self._clock = clock
         self._writer = engine.execution_options(**{WRITE: True})
+        #: The transaction ``together`` holds open, per thread.
+        self._joined = threading.local()
         self._insert: Any = _dialect_insert(engine.dialect.name)
         self._reads = ReadPool(engine)
         self._sqlite = engine.dialect.name == "sqlite"
@@ -71,9 +74,38 @@ class LedgerBase:
     # -- plumbing -----------------------------------------------------------
 
     @contextmanager
+    def together(self) -> Iterator[Connection]:
+        """Several writes as one transaction, one durable commit: every ledger
+        write made in the block, on this thread, joins it, each in a savepoint
+        of its own (one that fails leaves no trace; the others stand). The
+        events' deliveries are queued at the end, as for any write. If the
+        block raises, nothing of it is committed. The connection is the
+        block's own writes' too (a queue's bookkeeping beside the ledger's)."""
+        if getattr(self._joined, "conn", None) is not None:
+            raise RuntimeError("ledger writes are already together on this thread")
+        with self._write() as conn:
+            self._joined.conn = conn
+            try:
+                yield conn
+            finally:
+                self._joined.conn = None
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction. Events written in it get their webhook deliveries
-        queued in the same transaction, just before the commit."""
+        queued in the same transaction, just before the commit. Inside
+        ``together``, a savepoint of its transaction instead."""
+        joined: Connection | None = getattr(self._joined, "conn", None)
+        if joined is not None:
+            so_far: list[int] = joined.info[_WRITTEN]
+            before = len(so_far)
+            try:
+                with joined.begin_nested():
+                    yield joined
+            except BaseException:
+                del so_far[before:]  # rolled back: no deliveries for them
+                raise
+            return
         with self._writer.begin() as conn:
             written: list[int] = []
             conn.info[_WRITTEN] = written

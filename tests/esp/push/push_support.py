@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from adieu.cli import main
 from adieu.esp.push.deliver import PushDeliverer
@@ -497,7 +497,7 @@ def drain(adieu: Any, deliverer: PushDeliverer, seconds: float = 30) -> None:
 
 def run_cli(
     adieu: Any, settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch, *args: str
-) -> Any:
+) -> Result:
     """``adieu ARGS`` against ``adieu``'s ledger with ``settings``; the result."""
     for name, value in settings.items():
         monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))

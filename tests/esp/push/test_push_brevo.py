@@ -14,16 +14,14 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from push_support import TOPIC
+from push_support import TOPIC, run_cli
 from push_support import deliverer_for as _deliverer
 from push_support import drain as _drain
 from push_support import pending as _pending
 from standin_brevo import BREVO_KEY, NEWS_LIST, OTHER_LIST, Block, BrevoStandIn, brevo
 
-from adieu.cli import main
 from adieu.esp.push import ADD, BOUNCE, COMPLAINT, REMOVE, UNSUBSCRIBE, configured
 from adieu.esp.push.providers import MAX_RETRY_AFTER_S, Page, Unreadable
 from adieu.esp.push.providers import brevo as push_brevo
@@ -267,11 +265,7 @@ def test_brevos_reset_header_is_never_a_negative_nor_an_endless_wait(
 
 
 def _run(adieu: Adieu, stand_in: BrevoStandIn, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in stand_in.settings().items():
-        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
-    monkeypatch.setenv("ADIEU_DATA_DIR", str(adieu.settings.data_dir))
-    monkeypatch.setenv("ADIEU_DATABASE_URL", adieu.settings.sqlalchemy_url)
-    result = CliRunner().invoke(main, ["esp", "sync", "brevo"], catch_exceptions=False)
+    result = run_cli(adieu, stand_in.settings(), monkeypatch, "esp", "sync", "brevo")
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -356,12 +350,8 @@ def test_sync_with_a_refused_key_imports_nothing(
     pushing: Adieu, brevo: BrevoStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     brevo.add_contact("s@example.com", blocklisted=True)
-    for name, value in brevo.settings().items():
-        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
-    monkeypatch.setenv("ADIEU_BREVO_API_KEY", "xkeysib-wrong")
-    monkeypatch.setenv("ADIEU_DATA_DIR", str(pushing.settings.data_dir))
-    monkeypatch.setenv("ADIEU_DATABASE_URL", pushing.settings.sqlalchemy_url)
-    result = CliRunner().invoke(main, ["esp", "sync", "brevo"])
+    settings = {**brevo.settings(), "brevo_api_key": "xkeysib-wrong"}
+    result = run_cli(pushing, settings, monkeypatch, "esp", "sync", "brevo")
     assert result.exit_code == 75
     assert "HTTP 401: Key not found" in result.output and "nothing was imported" in result.output
     assert pushing.ledger.status("s@example.com").suppressed_since is None

@@ -15,15 +15,14 @@ from collections.abc import Iterator
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from push_support import deliverer_for as _deliverer
 from push_support import drain as _drain
 from push_support import pending as _pending
+from push_support import run_cli
 from standin_mailjet import AUTH_FAILURE, NEWS_LIST, MailjetStandIn, mailjet
 
-from adieu.cli import main
 from adieu.esp.push import ADD, BOUNCE, COMPLAINT, REMOVE, UNSUBSCRIBE
 from adieu.esp.push.providers import Page, Unreadable, error_message, providers
 from adieu.esp.push.providers import mailjet as push_mailjet
@@ -282,11 +281,7 @@ def _fill(mailjet: MailjetStandIn) -> None:
 
 
 def _run(adieu: Adieu, mailjet: MailjetStandIn, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in mailjet.settings().items():
-        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
-    monkeypatch.setenv("ADIEU_DATA_DIR", str(adieu.settings.data_dir))
-    monkeypatch.setenv("ADIEU_DATABASE_URL", adieu.settings.sqlalchemy_url)
-    result = CliRunner().invoke(main, ["esp", "sync", "mailjet"], catch_exceptions=False)
+    result = run_cli(adieu, mailjet.settings(), monkeypatch, "esp", "sync", "mailjet")
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -342,12 +337,8 @@ def test_a_sync_mailjet_refuses_imports_nothing(
     pushing: Adieu, mailjet: MailjetStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _fill(mailjet)
-    for name, value in mailjet.settings().items():
-        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
-    monkeypatch.setenv("ADIEU_MAILJET_API_SECRET", "wrong")
-    monkeypatch.setenv("ADIEU_DATA_DIR", str(pushing.settings.data_dir))
-    monkeypatch.setenv("ADIEU_DATABASE_URL", pushing.settings.sqlalchemy_url)
-    result = CliRunner().invoke(main, ["esp", "sync", "mailjet"])
+    settings = {**mailjet.settings(), "mailjet_api_secret": "wrong"}
+    result = run_cli(pushing, settings, monkeypatch, "esp", "sync", "mailjet")
     assert result.exit_code == 75  # EX_TEMPFAIL: try again once the key is right
     assert "HTTP 401: API key authentication" in result.output
     assert "nothing was imported" in result.output

@@ -12,16 +12,14 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from push_support import TOPIC
+from push_support import TOPIC, run_cli
 from push_support import deliverer_for as _deliverer
 from push_support import drain as _drain
 from push_support import pending as _pending
 from standin_sparkpost import SPARKPOST_KEY, SparkPostStandIn, Suppression, sparkpost
 
-from adieu.cli import main
 from adieu.esp.push import BOUNCE, COMPLAINT, UNSUBSCRIBE, configured
 from adieu.esp.push.providers import Unreadable
 from adieu.esp.push.providers import sparkpost as push_sparkpost
@@ -196,11 +194,7 @@ def test_trouble_at_sparkpost_delays_but_never_loses_or_reorders(
 
 
 def _run(adieu: Adieu, stand_in: SparkPostStandIn, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in stand_in.settings().items():
-        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
-    monkeypatch.setenv("ADIEU_DATA_DIR", str(adieu.settings.data_dir))
-    monkeypatch.setenv("ADIEU_DATABASE_URL", adieu.settings.sqlalchemy_url)
-    result = CliRunner().invoke(main, ["esp", "sync", "sparkpost"], catch_exceptions=False)
+    result = run_cli(adieu, stand_in.settings(), monkeypatch, "esp", "sync", "sparkpost")
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -274,12 +268,8 @@ def test_sync_with_a_refused_key_imports_nothing(
     sparkpost.entries[("s@example.com", "non_transactional")] = Suppression(
         "List Unsubscribe", "Unsubscribed"
     )
-    for name, value in sparkpost.settings().items():
-        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
-    monkeypatch.setenv("ADIEU_SPARKPOST_API_KEY", "not-the-key")
-    monkeypatch.setenv("ADIEU_DATA_DIR", str(pushing.settings.data_dir))
-    monkeypatch.setenv("ADIEU_DATABASE_URL", pushing.settings.sqlalchemy_url)
-    result = CliRunner().invoke(main, ["esp", "sync", "sparkpost"])
+    settings = {**sparkpost.settings(), "sparkpost_api_key": "not-the-key"}
+    result = run_cli(pushing, settings, monkeypatch, "esp", "sync", "sparkpost")
     assert result.exit_code == 75
     assert "HTTP 401: unauthorized" in result.output and "nothing was imported" in result.output
     assert pushing.ledger.status("s@example.com").suppressed_since is None

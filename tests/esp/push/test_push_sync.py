@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
-from push_support import GROUP, TOPIC, StandIn, aws, stand_in
+from push_support import GROUP, TOPIC, StandIn, aws, run_cli, stand_in
 
 from adieu.cli import main
 from adieu.esp.push.deliver import PushDeliverer
@@ -58,11 +58,7 @@ def _fill(stand_in: StandIn) -> None:
 
 
 def _run(adieu: Adieu, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
-    for name, value in stand_in.settings().items():
-        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
-    monkeypatch.setenv("ADIEU_DATA_DIR", str(adieu.settings.data_dir))
-    monkeypatch.setenv("ADIEU_DATABASE_URL", adieu.settings.sqlalchemy_url)
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    result = run_cli(adieu, stand_in.settings(), monkeypatch, *args)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -125,13 +121,8 @@ def test_a_provider_that_refuses_the_key_imports_nothing(
     pushing: Adieu, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _fill(stand_in)
-    settings = stand_in.settings()
-    for name, value in settings.items():
-        monkeypatch.setenv(f"ADIEU_{name.upper()}", str(value))
-    monkeypatch.setenv("ADIEU_SENDGRID_API_KEY", "SG.wrong")
-    monkeypatch.setenv("ADIEU_DATA_DIR", str(pushing.settings.data_dir))
-    monkeypatch.setenv("ADIEU_DATABASE_URL", pushing.settings.sqlalchemy_url)
-    result = CliRunner().invoke(main, ["esp", "sync", "sendgrid"])
+    settings = {**stand_in.settings(), "sendgrid_api_key": "SG.wrong"}
+    result = run_cli(pushing, settings, monkeypatch, "esp", "sync", "sendgrid")
     assert result.exit_code == 75  # EX_TEMPFAIL: try again once the key is right
     assert "HTTP 401" in result.output and "nothing was imported" in result.output
     assert pushing.ledger.status("s1@example.com").suppressed_since is None

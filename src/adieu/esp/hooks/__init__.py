@@ -18,16 +18,16 @@ Each finding is recorded through the ledger like inbound mail's (channel
 ledger's consent rules hold: a resubscribe lifts only the person's own "no",
 never a complaint or a hard bounce, and never an erasure. The provider's event
 id and the recipient's keyed hash are claimed in ``esp_events`` first, so a
-redelivered event is recorded once; the answer is a 2xx only after every
-finding is committed (providers retry anything else). A batch with a
-malformed item records the others and counts it.
+redelivered event is recorded once; a request's claims, findings and marks
+are one transaction, and the answer is a 2xx only after it is committed
+(providers retry anything else). A batch with a malformed item records the
+others and counts it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import json
@@ -38,7 +38,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from adieu.addresses import canonical_or_none, mask_all
-from adieu.errors import Erased, UnknownTopic
+from adieu.errors import Erased, InvalidAddress, InvalidInput, UnknownTopic
 from adieu.i18n import admin_text as _
 from adieu.ledger import Channel, EventType
 from adieu.scopes import ALL
@@ -46,6 +46,7 @@ from adieu.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import Request, Response
+    from sqlalchemy.engine import Connection
 
     from adieu.service import Adieu
 
@@ -484,38 +485,40 @@ class Hooks:
             ) from None
 
     def record(self, provider: str, findings: Iterable[EspFinding]) -> Outcome:
-        """Record each finding once (see the module): the request's findings
-        are claimed in one transaction, recorded one by one through the
-        ledger, and marked recorded in one more. Database trouble raises
-        after the findings before it were committed (a retry skips them);
-        the claims of the others are given back."""
+        """Record each finding once (see the module), all of one request in
+        one transaction (``Ledger.together``): the claims of its (event id,
+        recipient) pairs, every finding through the ledger, and the claims
+        marked recorded. One commit for a batch of any size; and a crash or a
+        database failure anywhere in it leaves nothing, so the provider's
+        retry records everything, once. A finding the ledger refuses as
+        invalid (an address it cannot take) writes nothing and is counted
+        as malformed; the others stand."""
         outcome = Outcome()
-        hasher = self.adieu.ledger.hasher
+        ledger = self.adieu.ledger
         keyed: dict[tuple[str, bytes], EspFinding] = {}
         for finding in findings:
-            key = (finding.event_id, hasher.hash(finding.address))
+            key = (finding.event_id, ledger.hasher.hash(finding.address))
             if key in keyed:
                 outcome.duplicates += 1  # the same event twice in one request
             else:
                 keyed[key] = finding
         if not keyed:
             return outcome
-        claimed = self._claim(provider, list(keyed))
-        outcome.duplicates += len(keyed) - len(claimed)
-        done: list[tuple[str, bytes]] = []
-        try:
+        with ledger.together() as conn:
+            claimed = self._claim(conn, provider, list(keyed))
+            outcome.duplicates += len(keyed) - len(claimed)
             for key in claimed:
-                if self._apply(provider, keyed[key]):
+                try:
+                    with conn.begin_nested():  # a refused one leaves nothing
+                        applied = self._apply(provider, keyed[key])
+                except (InvalidAddress, InvalidInput):
+                    outcome.malformed += 1
+                    continue
+                if applied:
                     outcome.recorded += 1
                 else:
                     outcome.ignored += 1
-                done.append(key)
-        except BaseException:
-            self._release(provider, claimed[len(done) :])
-            if done:
-                self._done(provider, done)
-            raise
-        self._done(provider, done)
+            self._settle(conn, provider, claimed)
         return outcome
 
     def _apply(self, provider: str, finding: EspFinding) -> bool:
@@ -562,91 +565,74 @@ class Hooks:
 
     # -- claims (esp_events) --
 
-    def _claim(self, provider: str, keys: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-        """Claim each (event id, recipient) for recording, in one transaction:
-        the ones claimed, in the order given. Not claimed: recorded already,
-        or being recorded right now (a claim older than ``STALE_CLAIM`` is
-        taken over: whoever made it died)."""
+    def _claim(
+        self, conn: Connection, provider: str, keys: list[tuple[str, bytes]]
+    ) -> list[tuple[str, bytes]]:
+        """Claim each (event id, recipient) for recording in ``conn``'s
+        transaction: the ones claimed, in the order given. Not claimed:
+        recorded already, or being recorded by another request right now
+        (its transaction holds the rows until it commits or rolls back). A
+        pending claim older than ``STALE_CLAIM``, which only a process that
+        died between steps could have left, is taken over."""
         from sqlalchemy import and_, or_, update
 
         from adieu.ledger import schema as t
         from adieu.ledger.base import _dialect_insert
-        from adieu.ledger.database import WRITE
 
         rows = t.esp_events
         now = self.adieu.ledger.now()
-        engine = self.adieu.engine
+        insert = _dialect_insert(self.adieu.engine.dialect.name)
         got: set[tuple[str, bytes]] = set()
-        with engine.execution_options(**{WRITE: True}).begin() as conn:
-            for start in range(0, len(keys), 200):
-                part = keys[start : start + 200]
-                inserted = conn.execute(
-                    _dialect_insert(engine.dialect.name)(rows)
-                    .values(
-                        [
-                            {
-                                "provider": provider,
-                                "event_id": event,
-                                "recipient": digest,
-                                "state": "pending",
-                                "claimed_at": now,
-                            }
-                            for event, digest in part
-                        ]
-                    )
-                    .on_conflict_do_nothing(index_elements=["provider", "event_id", "recipient"])
-                    .returning(rows.c.event_id, rows.c.recipient)
+        for start in range(0, len(keys), 200):
+            part = keys[start : start + 200]
+            inserted = conn.execute(
+                insert(rows)
+                .values(
+                    [
+                        {
+                            "provider": provider,
+                            "event_id": event,
+                            "recipient": digest,
+                            "state": "pending",
+                            "claimed_at": now,
+                        }
+                        for event, digest in part
+                    ]
                 )
-                got.update((event, bytes(digest)) for event, digest in inserted)
-                rest = [key for key in part if key not in got]
-                if not rest:
-                    continue
-                taken = conn.execute(
-                    update(rows)
-                    .where(
-                        rows.c.provider == provider,
-                        or_(*(and_(rows.c.event_id == e, rows.c.recipient == d) for e, d in rest)),
-                        rows.c.state == "pending",
-                        rows.c.claimed_at < now - STALE_CLAIM,
-                    )
-                    .values(claimed_at=now)
-                    .returning(rows.c.event_id, rows.c.recipient)
+                .on_conflict_do_nothing(index_elements=["provider", "event_id", "recipient"])
+                .returning(rows.c.event_id, rows.c.recipient)
+            )
+            got.update((event, bytes(digest)) for event, digest in inserted)
+            rest = [key for key in part if key not in got]
+            if not rest:
+                continue
+            taken = conn.execute(
+                update(rows)
+                .where(
+                    rows.c.provider == provider,
+                    or_(*(and_(rows.c.event_id == e, rows.c.recipient == d) for e, d in rest)),
+                    rows.c.state == "pending",
+                    rows.c.claimed_at < now - STALE_CLAIM,
                 )
-                got.update((event, bytes(digest)) for event, digest in taken)
+                .values(claimed_at=now)
+                .returning(rows.c.event_id, rows.c.recipient)
+            )
+            got.update((event, bytes(digest)) for event, digest in taken)
         return [key for key in keys if key in got]
 
-    def _done(self, provider: str, keys: list[tuple[str, bytes]]) -> None:
-        self._settle(provider, keys, done=True)
-
-    def _release(self, provider: str, keys: list[tuple[str, bytes]]) -> None:
-        """Give claims back after a failure (best effort: a stale claim is taken over)."""
-        # The database may be away: then the claims go stale and are taken over.
-        with contextlib.suppress(Exception):
-            self._settle(provider, keys, done=False)
-
-    def _settle(self, provider: str, keys: list[tuple[str, bytes]], *, done: bool) -> None:
-        from sqlalchemy import and_, delete, or_, update
+    def _settle(self, conn: Connection, provider: str, keys: list[tuple[str, bytes]]) -> None:
+        """Mark the claims recorded, in ``conn``'s transaction."""
+        from sqlalchemy import and_, or_, update
 
         from adieu.ledger import schema as t
-        from adieu.ledger.database import WRITE
 
         rows = t.esp_events
-        with self.adieu.engine.execution_options(**{WRITE: True}).begin() as conn:
-            for start in range(0, len(keys), 200):
-                part = keys[start : start + 200]
-                which = or_(*(and_(rows.c.event_id == e, rows.c.recipient == d) for e, d in part))
-                if done:
-                    conn.execute(
-                        update(rows)
-                        .where(rows.c.provider == provider, which)
-                        .values(state="recorded")
-                    )
-                else:
-                    conn.execute(
-                        delete(rows).where(
-                            rows.c.provider == provider, which, rows.c.state == "pending"
-                        )
-                    )
+        for start in range(0, len(keys), 200):
+            part = keys[start : start + 200]
+            which = or_(*(and_(rows.c.event_id == e, rows.c.recipient == d) for e, d in part))
+            conn.execute(
+                update(rows).where(rows.c.provider == provider, which).values(state="recorded")
+            )
 
 
 class HookDoor:
