@@ -339,6 +339,24 @@ def content_id(item: Any) -> str:
     return "sha256:" + hashlib.sha256(canon.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def opening(
+    event: Mapping[str, Any], kind_field: str, kinds: frozenset[str], to: str, id_field: str
+) -> tuple[str, str, str] | Literal[False] | None:
+    """The steps an event of one of the providers that name each event's
+    kind, recipient and id in fields of their own starts with: the kind (one
+    of ``kinds``; another: ``False``, nothing to record; none: ``None``,
+    malformed), the recipient's address from ``to`` (none: malformed), and
+    the provider's id for the event (or one made from its content)."""
+    kind = text(event.get(kind_field)).lower()
+    if kind not in kinds:
+        return False if kind else None
+    address = address_of(event.get(to))
+    if address is None:
+        return None
+    ident = event_id(event[id_field]) if text(event.get(id_field)) else content_id(event)
+    return kind, address, ident
+
+
 #: What a provider says a bounce is: hard, soft, a block (the sender's side), or nothing.
 HARD, SOFT, BLOCK, UNSAID = "hard", "soft", "block", ""
 

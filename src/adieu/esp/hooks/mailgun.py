@@ -36,12 +36,10 @@ from adieu.esp.hooks import (
     Parsed,
     Provider,
     Refused,
-    address_of,
     collect,
-    content_id,
-    event_id,
     json_of,
     judge,
+    opening,
     same,
     text,
 )
@@ -99,16 +97,17 @@ class Mailgun(Provider):
         return collect([item], _event)
 
 
+#: The events that say something about consent or a mailbox.
+EVENTS = frozenset({"failed", "complained", "unsubscribed"})
+
+
 def _event(item: Any) -> Item:
     if not isinstance(item, dict):
         return None
-    event = text(item.get("event")).lower()
-    if event not in ("failed", "complained", "unsubscribed"):
-        return False if event else None
-    address = address_of(item.get("recipient"))
-    if address is None:
-        return None
-    ident = event_id(item["id"]) if text(item.get("id")) else content_id(item)
+    opened = opening(item, "event", EVENTS, "recipient", "id")
+    if not opened:
+        return opened
+    event, address, ident = opened
     details: dict[str, Any] = {"event": event}
     if event == "complained":
         return EspFinding(Kind.COMPLAINT, address, ident, details)

@@ -36,13 +36,11 @@ from adieu.esp.hooks import (
     Parsed,
     Provider,
     Refused,
-    address_of,
     collect,
-    content_id,
-    event_id,
     header,
     items_of,
     judge,
+    opening,
     text,
 )
 from adieu.settings import Settings
@@ -117,12 +115,9 @@ class SendGrid(Provider):
         return groups(settings).get(str(group)) if group else None
 
 
-def _event(item: Any) -> Item:
-    """One event's finding; ``False``: nothing to record; ``None``: malformed."""
-    if not isinstance(item, dict):
-        return None
-    event = text(item.get("event")).lower()
-    if event not in (
+#: The events that say something about consent or a mailbox.
+EVENTS = frozenset(
+    {
         "bounce",
         "blocked",
         "dropped",
@@ -130,12 +125,18 @@ def _event(item: Any) -> Item:
         "unsubscribe",
         "group_unsubscribe",
         "group_resubscribe",
-    ):
-        return False if event else None
-    address = address_of(item.get("email"))
-    if address is None:
+    }
+)
+
+
+def _event(item: Any) -> Item:
+    """One event's finding; ``False``: nothing to record; ``None``: malformed."""
+    if not isinstance(item, dict):
         return None
-    ident = event_id(item["sg_event_id"]) if text(item.get("sg_event_id")) else content_id(item)
+    opened = opening(item, "event", EVENTS, "email", "sg_event_id")
+    if not opened:
+        return opened
+    event, address, ident = opened
     details: dict[str, Any] = {"event": event}
     if event in ("bounce", "blocked"):
         kind_of = "blocked" if event == "blocked" else text(item.get("type")).lower() or "bounce"

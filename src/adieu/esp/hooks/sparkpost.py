@@ -33,17 +33,15 @@ from adieu.esp.hooks import (
     Parsed,
     Provider,
     Refused,
-    address_of,
     basic_auth,
     bearer_token,
     check_basic,
     check_bearer,
     collect,
-    content_id,
-    event_id,
     header,
     items_of,
     judge,
+    opening,
     text,
 )
 from adieu.settings import Settings
@@ -107,6 +105,12 @@ class SparkPost(Provider):
         return collect(items_of(request.body), _event)
 
 
+#: The events that say something about consent or a mailbox.
+EVENTS = frozenset(
+    {"bounce", "out_of_band", "spam_complaint", "list_unsubscribe", "link_unsubscribe"}
+)
+
+
 def _event(item: Any) -> Item:
     msys = item.get("msys") if isinstance(item, dict) else None
     if not isinstance(msys, dict):
@@ -119,19 +123,10 @@ def _event(item: Any) -> Item:
             event = msys[group]
     if event is None:
         return False  # track, gen, relay, ingest events: nothing about consent
-    kind = text(event.get("type")).lower()
-    if kind not in (
-        "bounce",
-        "out_of_band",
-        "spam_complaint",
-        "list_unsubscribe",
-        "link_unsubscribe",
-    ):
-        return False if kind else None
-    address = address_of(event.get("rcpt_to"))
-    if address is None:
-        return None
-    ident = event_id(event["event_id"]) if text(event.get("event_id")) else content_id(event)
+    opened = opening(event, "type", EVENTS, "rcpt_to", "event_id")
+    if not opened:
+        return opened
+    kind, address, ident = opened
     details: dict[str, Any] = {"event": kind}
     if kind == "spam_complaint":
         fbtype = text(event.get("fbtype"), 40).lower()
