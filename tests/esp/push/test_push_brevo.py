@@ -510,7 +510,7 @@ def test_brevo_is_configured_by_its_key_and_takes_the_topics_its_lists_stand_for
         make_settings(brevo_api_key="xkeysib-secret", brevo_lists=f" {TOPIC} = 12 ,b=3"), utc_now
     )
     assert provider is not None and provider.base == BASE
-    assert provider.lists == {TOPIC: 12, "b": 3}
+    assert provider.topics == {TOPIC: 12, "b": 3}
     assert provider.takes(ALL) and provider.takes(TOPIC) and not provider.takes(UNMAPPED)
     assert provider.list_urls() == [
         (f"{BASE}/v3/contacts?limit=1000&offset=0&sort=asc", "", ALL),

@@ -43,6 +43,7 @@ from adieu.esp.hooks import (
     opening,
     text,
 )
+from adieu.esp.push.providers.base import topic_map
 from adieu.settings import Settings
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -169,12 +170,8 @@ def _event(item: Any) -> Item:
 
 def groups(settings: Settings) -> dict[str, str]:
     """``ADIEU_SENDGRID_GROUPS`` (topic=group id, …) read the other way: topic by group id."""
-    found: dict[str, str] = {}
-    for part in settings.sendgrid_groups.split(","):
-        topic, sep, group = part.partition("=")
-        if sep and topic.strip() and group.strip():
-            found.setdefault(group.strip(), topic.strip())
-    return found
+    # The first topic named for a group wins.
+    return {group: topic for topic, group in reversed(topic_map(settings.sendgrid_groups).items())}
 
 
 PROVIDER = SendGrid()

@@ -87,9 +87,14 @@ class Provider(ABC):
     #: The provider's name in settings, the queue and ``adieu esp``.
     name: ClassVar[str]
 
-    def __init__(self, base: str, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, base: str, clock: Clock = utc_now, topics: Mapping[str, Any] | None = None
+    ) -> None:
         self.base = base.rstrip("/")
         self.clock = clock
+        #: Adieu topics and what stands for each at the provider (a group,
+        #: a list, a topic id), from its ``topic=id`` setting.
+        self.topics: dict[str, Any] = dict(topics or {})
 
     def __repr__(self) -> str:  # no secret in a log line
         return f"<{type(self).__name__} {self.base}>"
@@ -99,8 +104,9 @@ class Provider(ABC):
     def from_settings(cls, settings: Settings, clock: Clock) -> Provider | None: ...
 
     def takes(self, scope: str) -> bool:
-        """Whether this provider has a list for unsubscribes from ``scope``."""
-        return scope == ALL
+        """Whether this provider has a list for unsubscribes from ``scope``:
+        all mail, and the topics its setting maps."""
+        return scope == ALL or scope in self.topics
 
     @abstractmethod
     def calls(self, action: str, kind: str, scope: str, address: str) -> list[Call]:
@@ -125,13 +131,13 @@ def segment(text: str) -> str:
     return quote(text, safe="")
 
 
-def topic_map(text: str) -> dict[str, str]:
-    """A ``topic=id, …`` setting as {topic: id}."""
-    found: dict[str, str] = {}
+def topic_map(text: str, convert: Callable[[str], Any] = str) -> dict[str, Any]:
+    """A ``topic=id, …`` setting as {topic: id}, each id through ``convert``."""
+    found: dict[str, Any] = {}
     for part in text.split(","):
         topic, sep, value = part.partition("=")
         if sep:
-            found[topic.strip()] = value.strip()
+            found[topic.strip()] = convert(value.strip())
     return found
 
 

@@ -61,19 +61,15 @@ class Brevo(Provider):
     name = "brevo"
 
     def __init__(self, base: str, key: str, lists: dict[str, int], clock: Clock) -> None:
-        super().__init__(base, clock)
+        super().__init__(base, clock, lists)
         self._key = key
-        self.lists = lists
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock) -> Brevo | None:
         if settings.brevo_api_key is None:
             return None
-        lists = {t: int(i) for t, i in topic_map(settings.brevo_lists).items()}
+        lists = topic_map(settings.brevo_lists, int)
         return cls(settings.brevo_api_url, settings.brevo_api_key.reveal(), lists, clock)
-
-    def takes(self, scope: str) -> bool:
-        return scope == ALL or scope in self.lists
 
     def calls(self, action: str, kind: str, scope: str, address: str) -> list[Call]:
         headers = {"api-key": self._key, "Content-Type": "application/json"}
@@ -81,7 +77,7 @@ class Brevo(Provider):
         contact = f"{v3}/contacts/{segment(address)}?identifierType=email_id"
         gone = frozenset({404})
         if scope != ALL:
-            list_id = self.lists[scope]
+            list_id = self.topics[scope]
             if action == ADD:
                 return [Call("PUT", contact, headers, _json({"unlinkListIds": [list_id]}), gone)]
             back = {"email": address, "listIds": [list_id], "updateEnabled": True}
@@ -114,7 +110,7 @@ class Brevo(Provider):
     def page(self, url: str, reason: str, scope: str, body: bytes) -> Page:
         if urlsplit(url).path.endswith("/v3/smtp/blockedContacts"):
             return blocked_page(url, body)
-        return contacts_page(url, body, {i: t for t, i in self.lists.items()})
+        return contacts_page(url, body, {i: t for t, i in self.topics.items()})
 
 
 def _json(value: Any) -> bytes:

@@ -57,10 +57,9 @@ class Mailjet(Provider):
     def __init__(
         self, base: str, key: str, secret: str, lists: dict[str, int], clock: Clock
     ) -> None:
-        super().__init__(base, clock)
+        super().__init__(base, clock, lists)
         token = base64.b64encode(f"{key}:{secret}".encode()).decode()
         self._auth = {"Authorization": f"Basic {token}"}
-        self.lists = lists
         #: Contact IDs of the list page just read, still to be named.
         self._waiting: deque[int] = deque()
         #: That list's next page, once they are.
@@ -70,7 +69,7 @@ class Mailjet(Provider):
     def from_settings(cls, settings: Settings, clock: Clock) -> Mailjet | None:
         if not settings.mailjet_api_key or settings.mailjet_api_secret is None:
             return None
-        lists = {t: int(i) for t, i in topic_map(settings.mailjet_lists).items()}
+        lists = topic_map(settings.mailjet_lists, int)
         return cls(
             settings.mailjet_api_url,
             settings.mailjet_api_key,
@@ -78,9 +77,6 @@ class Mailjet(Provider):
             lists,
             clock,
         )
-
-    def takes(self, scope: str) -> bool:
-        return scope == ALL or scope in self.lists
 
     def calls(self, action: str, kind: str, scope: str, address: str) -> list[Call]:
         headers = {**self._auth, "Content-Type": "application/json"}
@@ -91,7 +87,7 @@ class Mailjet(Provider):
         first = Call("POST", f"{rest}/contact", headers, _json(create), frozenset({400}))
         if scope != ALL:
             change = {"Email": address, "Action": "unsub" if action == ADD else "addforce"}
-            url = f"{rest}/contactslist/{self.lists[scope]}/managecontact"
+            url = f"{rest}/contactslist/{self.topics[scope]}/managecontact"
             return [first, Call("POST", url, headers, _json(change))]
         put = Call(
             "PUT",
@@ -110,7 +106,7 @@ class Mailjet(Provider):
         paging = {"Limit": str(MAILJET_PAGE), "Offset": "0"}
         query = urlencode({"IsExcludedFromCampaigns": "true", **paging})
         lists = [(f"{rest}/contact?{query}", "", ALL)]
-        for topic, list_id in sorted(self.lists.items()):
+        for topic, list_id in sorted(self.topics.items()):
             query = urlencode({"ContactsList": str(list_id), "Unsub": "true", **paging})
             lists.append((f"{rest}/listrecipient?{query}", UNSUBSCRIBE, topic))
         return lists

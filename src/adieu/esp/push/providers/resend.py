@@ -49,9 +49,8 @@ class Resend(Provider):
     name = "resend"
 
     def __init__(self, base: str, key: str, topics: dict[str, str], clock: Clock) -> None:
-        super().__init__(base, clock)
+        super().__init__(base, clock, topics)
         self._auth = {"Authorization": f"Bearer {key}"}
-        self.topics = topics
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock) -> Resend | None:
@@ -59,9 +58,6 @@ class Resend(Provider):
             return None
         topics = topic_map(settings.resend_topics)
         return cls(settings.resend_api_url, settings.resend_api_key.reveal(), topics, clock)
-
-    def takes(self, scope: str) -> bool:
-        return scope == ALL or scope in self.topics
 
     def calls(self, action: str, kind: str, scope: str, address: str) -> list[Call]:
         headers = {**self._auth, "Content-Type": "application/json"}

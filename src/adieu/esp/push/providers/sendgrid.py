@@ -33,25 +33,21 @@ class SendGrid(Provider):
     name = "sendgrid"
 
     def __init__(self, base: str, key: str, groups: dict[str, int], clock: Clock) -> None:
-        super().__init__(base, clock)
+        super().__init__(base, clock, groups)
         self._key = key
-        self.groups = groups
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock) -> SendGrid | None:
         if settings.sendgrid_api_key is None:
             return None
-        groups = {t: int(g) for t, g in topic_map(settings.sendgrid_groups).items()}
+        groups = topic_map(settings.sendgrid_groups, int)
         return cls(settings.sendgrid_api_url, settings.sendgrid_api_key.reveal(), groups, clock)
-
-    def takes(self, scope: str) -> bool:
-        return scope == ALL or scope in self.groups
 
     def calls(self, action: str, kind: str, scope: str, address: str) -> list[Call]:
         headers = {"Authorization": f"Bearer {self._key}", "Content-Type": "application/json"}
         v3 = f"{self.base}/v3"
         if scope != ALL:
-            group = self.groups[scope]
+            group = self.topics[scope]
             if action == ADD:
                 body = json.dumps({"recipient_emails": [address]}).encode()
                 return [Call("POST", f"{v3}/asm/groups/{group}/suppressions", headers, body)]
@@ -83,7 +79,7 @@ class SendGrid(Provider):
             (f"{v3}/suppression/bounces?limit={SENDGRID_PAGE}&offset=0", BOUNCE, ALL),
             (f"{v3}/suppression/spam_reports?limit={SENDGRID_PAGE}&offset=0", COMPLAINT, ALL),
         ]
-        for topic, group in sorted(self.groups.items()):
+        for topic, group in sorted(self.topics.items()):
             lists.append((f"{v3}/asm/groups/{group}/suppressions", UNSUBSCRIBE, topic))
         return lists
 
