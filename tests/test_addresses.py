@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from adieu.addresses import AddressHasher, _fast_match, canonical, canonical_or_none, mask
 from adieu.errors import InvalidAddress
+from adieu.secret import KeyedHash
 
 
 @pytest.mark.parametrize(
@@ -62,6 +63,13 @@ def test_hash_is_standard_hmac_sha256_of_the_canonical_form() -> None:
         assert hasher.hash(address) == hmac.digest(key, address.encode(), "sha256")
     long_key = b"L" * 100
     assert AddressHasher(long_key).hash("a@b.co") == hmac.digest(long_key, b"a@b.co", "sha256")
+
+
+@given(st.binary(min_size=0, max_size=200), st.binary(max_size=300))
+def test_a_keyed_hash_is_the_standard_libraries_hmac_sha256(key: bytes, data: bytes) -> None:
+    """The prepared HMAC (addresses, CSRF values) for keys shorter than,
+    exactly and longer than SHA-256's block."""
+    assert KeyedHash(key).digest(data) == hmac.digest(key, data, "sha256")
 
 
 def test_hash_display_never_shows_the_address() -> None:

@@ -183,13 +183,13 @@ class Timed:
         try:
             await self.app(scope, receive, send)
         finally:
-            _timer(route_of(str(scope["path"])), str(scope["method"])).observe(
+            timer(route_of(str(scope["path"])), str(scope["method"])).observe(
                 time.perf_counter() - start
             )
 
 
 @lru_cache(maxsize=1024)
-def _timer(route: str, method: str) -> Any:
+def timer(route: str, method: str) -> Any:
     """The histogram's child for a route and method, looked up once (methods
     are few; anything odd a client sends only evicts older entries)."""
     return REQUEST_SECONDS.labels(route, method)

@@ -35,6 +35,53 @@ def events(adieu: Adieu) -> int:
         return int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
 
 
+def _timed(method: str) -> float:
+    """How many /u/{token} requests of ``method`` the latency metric counted."""
+    from adieu.metrics import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "adieu_http_request_duration_seconds_count", {"route": "/u/{token}", "method": method}
+    )
+    return value or 0.0
+
+
+def test_every_answer_on_a_link_carries_the_security_headers_once_and_is_timed_once(
+    adieu: Adieu, client: Client
+) -> None:
+    """The link's URL is answered in front of the framework (the landing
+    page, one-click) or by the routes behind it (the page's own forms, a
+    link that is not valid): the same headers either way, never twice, and
+    one count in the latency metric per request."""
+    token = adieu.link("jane@example.com").token
+    page = client.request("GET", f"/u/{token}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    form = {"adieu-page": "1", "scope": "all", **({"csrf": csrf.group(1)} if csrf else {})}
+    asks: list[tuple[str, str, dict[str, object], int]] = [
+        ("GET", f"/u/{token}", {}, 200),
+        ("HEAD", f"/u/{token}", {}, 200),
+        ("GET", "/u/not-a-valid-link", {}, 400),
+        ("POST", "/u/not-a-valid-link", {"content": b"List-Unsubscribe=One-Click"}, 400),
+        (
+            "POST",
+            f"/u/{token}",
+            {"data": form, "headers": {"origin": "https://mail.example.net"}},
+            200,
+        ),
+        ("POST", f"/u/{token}", {"content": b"List-Unsubscribe=One-Click"}, 200),
+        ("POST", f"/u/{token}", {"headers": {"content-length": str(10**9)}}, 413),
+        ("GET", f"/u/{token}", {}, 200),  # now the page for someone who left
+    ]
+    for method, url, extra, status in asks:
+        before = _timed(method)
+        response = client.request(method, url, **extra)
+        assert response.status_code == status, (method, url)
+        for name in ("referrer-policy", "content-security-policy", "x-content-type-options"):
+            assert len(response.headers.get_list(name)) == 1, (method, url, name)
+        assert response.headers["strict-transport-security"] == "max-age=31536000"
+        assert response.headers["cache-control"] == "no-store"
+        assert _timed(method) == before + 1, (method, url)
+
+
 def test_landing_page_shows_masked_address_and_changes_nothing(
     adieu: Adieu, client: Client
 ) -> None:

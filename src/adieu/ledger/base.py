@@ -68,6 +68,7 @@ class LedgerBase:
         self._sqlite = engine.dialect.name == "sqlite"
         self._sql = Dialect(engine.dialect.name)
         self._send_state_sql = self._sql.send_state()
+        self._send_state_all_sql = self._sql.send_state_all()
         self._topics: dict[str, Topic] = {}
         self._topics_loaded_at = datetime.min.replace(tzinfo=UTC)
 

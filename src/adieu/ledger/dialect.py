@@ -102,6 +102,18 @@ class Dialect:
             f" WHERE c.address_hash = {p}"
         )
 
+    def send_state_all(self) -> str:
+        """``send_state`` for all marketing (no topic: one join fewer, and one
+        index probe instead of a list's; measured about a third cheaper on
+        SQLite); parameter (hash,)."""
+        return (
+            "SELECT c.frequency, c.paused_until, c.last_marketing_send_at,"
+            " s.scope, s.reason, s.since, NULL"
+            " FROM contacts c"
+            " LEFT JOIN suppressions s ON s.contact_id = c.id AND s.scope = 'all'"
+            f" WHERE c.address_hash = {self.p}"
+        )
+
     def send_states(self, keys: Sequence[bytes], scope: str) -> tuple[str, tuple[Any, ...]]:
         """Many addresses' states, keys sorted so the index is walked in order."""
         p = self.p

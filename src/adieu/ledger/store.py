@@ -605,8 +605,10 @@ class Ledger(BulkStore, ReviewQueue):
     def send_state(self, address: str, topic: str | None = None) -> SendState:
         """The state the send policy reads, in one indexed query (the hot path)."""
         digest = self.hasher.hash(canonical(address))
-        scope = topic or ALL
-        rows = self._reads.fetchall(self._send_state_sql, (scope, scope, digest))
+        if topic is None or topic == ALL:
+            rows = self._reads.fetchall(self._send_state_all_sql, (digest,))
+        else:
+            rows = self._reads.fetchall(self._send_state_sql, (topic, topic, digest))
         if not rows:
             return SendState(known=False)
         first = rows[0]

@@ -12,6 +12,7 @@ import inspect
 import mimetypes
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -103,7 +104,7 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
             if push_task is not None:
                 await push_task
 
-    app = FastAPI(
+    app = AdieuApp(
         title="Adieu",
         version=__version__,
         docs_url=None,
@@ -116,19 +117,28 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
     palette = Palette.from_brand(adieu.settings.brand_colour)
     committer = GroupCommit(adieu.ledger)
     public = PublicPages(adieu, pages, committer)
-    app.add_middleware(
-        OneClick, adieu=adieu, committer=committer, pages=pages, landing=public.landing
+    https = adieu.settings.base_url.startswith("https://")
+    # Outermost, in front of the framework's own layers: the one-click POST
+    # and the landing page, which every recipient (and every scanner) hits.
+    app.front = partial(
+        OneClick,
+        adieu=adieu,
+        committer=committer,
+        pages=pages,
+        landing=public.landing_page,
+        headers=security_headers(https),
     )
-    # In front of everything that reads a body (one-click, sign-in, the API's
-    # parsing): each door's size limit, enforced as the bytes arrive.
+    # In front of everything that reads a body (sign-in, the API's parsing,
+    # the hooks): each door's size limit, enforced as the bytes arrive.
     app.add_middleware(BodyLimit)
-    # Outside OneClick, so it covers it too; HSTS when the links are https.
-    app.add_middleware(SecurityHeaders, https=adieu.settings.base_url.startswith("https://"))
+    app.add_middleware(SecurityHeaders, https=https)
     if adieu.settings.proxies:
         # The client's address (for the failed-attempt limit) and scheme come
         # from X-Forwarded-For/-Proto only when a trusted proxy sent them.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=adieu.settings.proxies)
-    app.add_middleware(Timed)  # outermost: the latency a client sees
+    # Outermost of the app's own layers: the latency a client sees (``OneClick``
+    # times what it answers itself).
+    app.add_middleware(Timed)
     exposition = Exposition(LedgerCollector(adieu.stats, adieu.outbox, adieu.ledger.now))
 
     auth = Authenticator(adieu.api_keys)
@@ -222,13 +232,29 @@ def create_app(adieu: Adieu, *, deliver: bool | None = None) -> FastAPI:
 HSTS = "max-age=31536000"
 
 
+class AdieuApp(FastAPI):
+    """The FastAPI app with one layer in front of all the others, the
+    framework's own included: ``front``, given the rest of the stack."""
+
+    front: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.front is None else self.front(stack)
+
+
+def security_headers(https: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (HSTS when the links are https)."""
+    headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if https else {})}
+    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+
 class SecurityHeaders:
     """Adds the security headers to every response (plain ASGI: no overhead)."""
 
     def __init__(self, app: ASGIApp, https: bool = False) -> None:
         self.app = app
-        headers = {**SECURITY_HEADERS, **({"Strict-Transport-Security": HSTS} if https else {})}
-        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.headers = security_headers(https)
         self.names = frozenset(name for name, _ in self.headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -17,16 +17,16 @@ pages say so in the reader's language.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adieu.errors import InvalidToken
 from adieu.i18n import gettext
 from adieu.ledger import Channel
+from adieu.metrics import route_of, timer
 from adieu.service import Adieu
 from adieu.web.commit import GroupCommit, from_link
 from adieu.web.errors import TooLarge, failure_of, report
@@ -39,63 +39,94 @@ _PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class OneClick:
+    """The outermost layer of the app (``AdieuApp``): it answers one-click
+    POSTs and landing-page GETs itself, with the security headers and the
+    latency metric the layers inside would have given, and hands everything
+    else to them."""
+
     def __init__(
         self,
         app: ASGIApp,
         adieu: Adieu,
         committer: GroupCommit,
         pages: Pages,
-        landing: Callable[[Request], Awaitable[Response]] | None = None,
+        landing: Callable[[str, str, list[tuple[bytes, bytes]]], Awaitable[bytes]],
+        headers: list[tuple[bytes, bytes]],
     ) -> None:
         self.app = app
         self.adieu = adieu
         self.committer = committer
         self.pages = pages
         self.landing = landing
+        self.headers = headers
+        self._html = [(b"content-type", b"text/html; charset=utf-8"), *headers]
+        self._plain = [*_PLAIN, *headers]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope.get("method")
         match = _PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
-        if match is not None and method in _PAGE_METHODS and self.landing is not None:
-            await self.landing_page(scope, receive, send, match.group(1))
-            return
-        if match is None or method != "POST":
+        if match is None:
             await self.app(scope, receive, send)
             return
+        method = scope["method"]
+        start = time.perf_counter()
+        handed: Receive | None = receive  # what the layers inside are given to read
+        if method in _PAGE_METHODS:
+            if await self.landing_page(scope, send, method, match.group(1)):
+                handed = None
+        elif method == "POST":
+            handed = await self.post(scope, receive, send, match.group(1))
+        if handed is None:
+            timer(route_of(scope["path"]), method).observe(time.perf_counter() - start)
+        else:
+            await self.app(scope, handed, send)
+
+    async def landing_page(self, scope: Scope, send: Send, method: str, token: str) -> bool:
+        """The landing page, or False for the routes to answer (a link that
+        is not valid, anything unexpected: their error pages say so)."""
+        try:
+            page = await self.landing(method, token, scope["headers"])
+        except Exception:
+            return False
+        length = (b"content-length", str(len(page)).encode())
+        await send({"type": "http.response.start", "status": 200, "headers": [length, *self._html]})
+        await send({"type": "http.response.body", "body": page})
+        return True
+
+    async def post(self, scope: Scope, receive: Receive, send: Send, token: str) -> Receive | None:
+        """Answers a one-click POST (None); for one of the pages' own forms,
+        the receive the routes read its body from (from the start again)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and (len(value) > 18 or int(value) > MAX_FORM):
+                    await self.too_large(scope, send)  # not read at all
+                    return None
+                break
         body, more = b"", True
         try:
             while more:
                 message = await receive()
                 if message["type"] != "http.request":
-                    return  # the client went away
+                    return None  # the client went away
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
                 if len(body) > MAX_FORM:
                     raise TooLarge(MAX_FORM, form=True)
         except TooLarge:
-            # No form of ours and no mail client sends this much: refused,
-            # unread (``web.limits``), and nothing recorded.
-            locale = self.pages.locale_from(_header(scope, b"accept-language"))
-            text = gettext("This form could not be accepted. Nothing was changed.", locale)
-            await _respond(send, 413, text)
-            return
+            await self.too_large(scope, send)
+            return None
         headers = dict(scope["headers"])
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if kind == FORM_TYPE.encode() and _is_page_form(body):
-            await self.app(scope, _replay(body, more, receive), send)
-            return
-        await self.one_click(match.group(1), headers, send)
+            return _replay(body, more, receive)
+        await self.one_click(token, headers, send)
+        return None
 
-    async def landing_page(self, scope: Scope, receive: Receive, send: Send, token: str) -> None:
-        assert self.landing is not None
-        scope["path_params"] = {"token": token}
-        try:
-            response = await self.landing(Request(scope, receive))
-        except Exception:
-            # The routes answer it again, with the error page that fits.
-            await self.app(scope, receive, send)
-            return
-        await response(scope, receive, send)
+    async def too_large(self, scope: Scope, send: Send) -> None:
+        # No form of ours and no mail client sends this much: refused, unread
+        # (``web.limits``), and nothing recorded.
+        locale = self.pages.locale_from(_header(scope, b"accept-language"))
+        text = gettext("This form could not be accepted. Nothing was changed.", locale)
+        await self.respond(send, 413, text)
 
     async def one_click(self, token: str, headers: dict[bytes, bytes], send: Send) -> None:
         accept = headers.get(b"accept-language", b"").decode("latin-1")
@@ -103,7 +134,7 @@ class OneClick:
             payload = self.adieu.codec.open(token)
         except InvalidToken:
             locale = self.pages.locale_from(accept)
-            await _respond(send, 400, gettext("This link is not valid.", locale))
+            await self.respond(send, 400, gettext("This link is not valid.", locale))
             return
         locale = self.pages.locale_from(accept, payload)
         try:
@@ -120,10 +151,25 @@ class OneClick:
                 text = gettext("Nothing was changed. Please try again in a moment.", locale)
             else:
                 text = gettext("Something went wrong", locale)
-            await _respond(send, failure.status, text, failure.headers)
+            await self.respond(send, failure.status, text, failure.headers)
             return
         # RFC 8058 §3.2: a plain 200, never a redirect, no cookies needed.
-        await _respond(send, 200, gettext("You are unsubscribed.", locale))
+        await self.respond(send, 200, gettext("You are unsubscribed.", locale))
+
+    async def respond(
+        self, send: Send, status: int, text: str, headers: dict[str, str] | None = None
+    ) -> None:
+        data = text.encode()
+        extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        length = (b"content-length", str(len(data)).encode())
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [length, *self._plain, *extra],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -154,18 +200,3 @@ def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
-
-
-async def _respond(
-    send: Send, status: int, text: str, headers: dict[str, str] | None = None
-) -> None:
-    data = text.encode()
-    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_PLAIN, (b"content-length", str(len(data)).encode()), *extra],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})

@@ -11,11 +11,12 @@ front of these by ``adieu.web.oneclick``, which hands the page's own forms on.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from adieu.errors import Erased, storage_trouble
@@ -125,7 +126,7 @@ class PublicPages:
         self.pages = pages
         self.committer = committer
         self._local_reads = adieu.engine.dialect.name == "sqlite"
-        self._dates: dict[tuple[datetime, str], str] = {}
+        self._dates: dict[tuple[int, str], str] = {}
 
     async def home(self, request: Request) -> Response:
         return self.pages.render("home.html", self.pages.locale(request))
@@ -162,17 +163,23 @@ class PublicPages:
         return form, payload, locale, ctx
 
     async def landing(self, request: Request) -> Response:
-        """The landing page (GET and HEAD): the choices, or, when the person
-        already left what the link is about, since when and the way back.
-        Nothing is written: a visit is only counted, in memory."""
-        token = request.path_params["token"]
+        """The landing page (GET and HEAD) as a route; see ``landing_page``."""
+        page = await self.landing_page(
+            request.method, request.path_params["token"], request.scope["headers"]
+        )
+        return HTMLResponse(page)
+
+    async def landing_page(
+        self, method: str, token: str, headers: Iterable[tuple[bytes, bytes]]
+    ) -> bytes:
+        """The landing page's HTML: the choices, or, when the person already
+        left what the link is about, since when and the way back. Nothing is
+        written: a visit is only counted, in memory. (``OneClick`` serves it
+        in front of the routing: every reader and every scanner opens it.)"""
         payload = self.adieu.codec.open(token)
-        # Only the headers that tell, read straight from the request (this
-        # page is the one every scanner fetches).
+        # Only the headers that tell, read straight from the request.
         watched = {
-            name.decode(): value.decode("latin-1")
-            for name, value in request.scope["headers"]
-            if name in _WATCHED
+            name.decode(): value.decode("latin-1") for name, value in headers if name in _WATCHED
         }
         locale = self.pages.locale_from(watched.get("accept-language", ""), payload)
         topic = (
@@ -183,11 +190,11 @@ class PublicPages:
         shown = self.adieu.hasher.display(payload.address, self.adieu.settings.address_display)
         state = await self.send_state(payload)
         ledger = self.adieu.ledger
-        sign = visit_sign(request.method, watched, state.last_marketing_send_at, ledger.now())
+        sign = visit_sign(method, watched, state.last_marketing_send_at, ledger.now())
         _VISITS[sign].inc()
         left = left_already(state, payload.scope)
         if left is None:
-            return self.pages.render_per_token("landing.html", locale, token, shown, topic=topic)
+            return self.pages.fill_per_token("landing.html", locale, token, shown, topic=topic)
         erased = (
             any(s.reason == Reason.MANUAL for s in state.suppressions if s.scope == ALL)
             and (
@@ -198,7 +205,7 @@ class PublicPages:
         # A link never lifts a complaint or a hard bounce (nor anything for an
         # erased address): no button that would not do what it says.
         facts = any(s.reason in LIFTABLE_FACTS for s in state.suppressions if s.scope == ALL)
-        return self.pages.render_per_token(
+        return self.pages.fill_per_token(
             "landing_left.html",
             locale,
             token,
@@ -233,12 +240,13 @@ class PublicPages:
     def _when_minute(self, moment: datetime, locale: str) -> str:
         """``Pages.when`` (shown to the minute), remembered per minute and
         language: a burst of visits formats each date once."""
-        key = (moment.replace(second=0, microsecond=0), locale)
+        key = (int(moment.timestamp()) // 60, locale)
         text = self._dates.get(key)
         if text is None:
             if len(self._dates) > 4096:
                 self._dates.clear()
-            text = self._dates[key] = self.pages.when(key[0], locale)
+            minute = moment.replace(second=0, microsecond=0)
+            text = self._dates[key] = self.pages.when(minute, locale)
         return text
 
     async def unsubscribe(self, request: Request) -> Response:

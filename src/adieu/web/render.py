@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
 from adieu.i18n import gettext, negotiate, ngettext, tag
+from adieu.secret import KeyedHash
 from adieu.service import Adieu
 from adieu.times import local_day, local_moment
 from adieu.tokens import TokenPayload
@@ -84,7 +85,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self._csrf_key = hmac.digest(adieu.keyring.hash_key, b"adieu csrf v1", "sha256")
+        self._csrf = KeyedHash(hmac.digest(adieu.keyring.hash_key, b"adieu csrf v1", "sha256"))
         self._per_token: dict[tuple[Any, ...], tuple[bytes, ...]] = {}
 
     def locale(self, request: Request, payload: TokenPayload | None = None) -> str:
@@ -128,11 +129,11 @@ class Pages:
         )
         return HTMLResponse(html, status_code=status)
 
-    def render_per_token(
+    def fill_per_token(
         self, name: str, locale: str, token: str, address: str, **context: Any
-    ) -> HTMLResponse:
-        """Render a page whose only per-link parts are the token, the address
-        and the CSRF value bound to the token.
+    ) -> bytes:
+        """The HTML of a page whose only per-link parts are the token, the
+        address and the CSRF value bound to the token.
 
         The page is rendered once per language and context, with markers where
         the token and address go; each request then only fills them in (the
@@ -160,13 +161,12 @@ class Pages:
         }
         if len(parts) > 1 and _CSRF_BYTES in parts:
             values[_CSRF_BYTES] = self.csrf_for(token).encode("ascii")
-        filled = b"".join(values[piece] if i % 2 else piece for i, piece in enumerate(parts))
-        return HTMLResponse(filled)
+        return b"".join(values[piece] if i % 2 else piece for i, piece in enumerate(parts))
 
     # -- forms and cross-site protection -------------------------------------
 
     def csrf_for(self, token: str) -> str:
-        digest = hmac.digest(self._csrf_key, token.encode("ascii", "replace"), "sha256")
+        digest = self._csrf.digest(token.encode("ascii", "replace"))
         return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
 
     def csrf_ok(self, request: Request, token: str, form: dict[str, str]) -> bool:
