@@ -14,6 +14,9 @@ from typing import Any
 
 from adieu.ledger.vocabulary import CONSENT_REASONS, Fact, Frequency
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 class Dialect:
     def __init__(self, name: str) -> None:
@@ -27,8 +30,16 @@ class Dialect:
     def stored(self, value: datetime) -> Any:
         """A time as the driver takes it: naive UTC, as text on SQLite in the
         format SQLAlchemy itself writes (so both sort and compare alike)."""
-        utc = value.astimezone(UTC).replace(tzinfo=None)
-        return utc.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else utc
+        if value.tzinfo is None:  # taken as local time, as ``astimezone`` does
+            value = value.astimezone(UTC)
+        # Naive UTC by arithmetic, not ``astimezone(UTC).replace(tzinfo=None)``,
+        # and the text by ``isoformat``, not ``strftime`` (measured: a quarter of
+        # the cost; every event and suppression written stores a time or two).
+        utc = _NAIVE_EPOCH + (value - _UTC_EPOCH)
+        if not self.sqlite:
+            return utc
+        text = utc.isoformat(" ")
+        return text if utc.microsecond else text + ".000000"
 
     # -- writing ------------------------------------------------------------------
 

@@ -124,6 +124,8 @@ class Ledger(BulkStore, ReviewQueue):
                 new.append((i, key[0], request))
             if not new:
                 return results
+            # Each request's time as stored, once for its event and its suppression.
+            stored = [self._stored(r.at or self.now()) for _, _, r in new]
             event_ids = self._insert_events(
                 conn,
                 [
@@ -133,24 +135,18 @@ class Ledger(BulkStore, ReviewQueue):
                         r.channel.value,
                         r.scope or ALL,
                         r.campaign,
-                        self._stored(r.at or self.now()),
+                        at,
                         _clip(r.reason),
                         json.dumps(dict(r.details)) if r.details else None,
                     )
-                    for _, cid, r in new
+                    for (_, cid, r), at in zip(new, stored, strict=True)
                 ],
             )
             conn.exec_driver_sql(
                 sql.insert_suppressions(),
                 [
-                    (
-                        cid,
-                        r.scope or ALL,
-                        Reason.UNSUBSCRIBE.value,
-                        self._stored(r.at or self.now()),
-                        eid,
-                    )
-                    for (_, cid, r), eid in zip(new, event_ids, strict=True)
+                    (cid, r.scope or ALL, Reason.UNSUBSCRIBE.value, at, eid)
+                    for (_, cid, r), at, eid in zip(new, stored, event_ids, strict=True)
                 ],
             )
             topical = [(cid, r.scope) for _, cid, r in new if r.scope not in (None, ALL)]
