@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from adieu.ledger import Channel, EventType, Frequency
 from adieu.ledger import schema as t
+from adieu.metrics import REGISTRY
 from adieu.service import Adieu
 from adieu.settings import Settings
 from adieu.times import local_moment
@@ -37,8 +38,6 @@ def events(adieu: Adieu) -> int:
 
 def _timed(method: str) -> float:
     """How many /u/{token} requests of ``method`` the latency metric counted."""
-    from adieu.metrics import REGISTRY
-
     value = REGISTRY.get_sample_value(
         "adieu_http_request_duration_seconds_count", {"route": "/u/{token}", "method": method}
     )

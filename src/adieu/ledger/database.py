@@ -139,14 +139,24 @@ class ReadPool:
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         return engine.dialect.loaded_dbapi.connect(*cargs, **cparams, autocommit=True)
 
+    def _take(self) -> Any:
+        """An idle connection, or a new one."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._connect()
+
+    def _give_back(self, conn: Any) -> None:
+        if len(self._idle) < self._keep:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
         """A cursor on an idle connection, which goes back to the pool after
         use; a failed or abandoned read drops the connection instead."""
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = self._connect()
+        conn = self._take()
         try:
             cursor = conn.cursor()
             yield cursor
@@ -154,10 +164,7 @@ class ReadPool:
         except BaseException:
             conn.close()
             raise
-        if len(self._idle) < self._keep:
-            self._idle.append(conn)
-        else:
-            conn.close()
+        self._give_back(conn)
 
     def rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[Any]:
         """Stream the rows of a result (one connection held meanwhile)."""
@@ -166,12 +173,9 @@ class ReadPool:
             yield from cursor
 
     def fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        # ``_cursor`` written out: this is the send decision's one read, and
-        # the generator's context manager cost as much as the query's lookup.
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = self._connect()
+        # As ``_cursor``, without the generator's context manager: this is the
+        # send decision's one read (the manager cost as much as a short query).
+        conn = self._take()
         try:
             cursor = conn.cursor()
             cursor.execute(sql, params)
@@ -180,10 +184,7 @@ class ReadPool:
         except BaseException:
             conn.close()
             raise
-        if len(self._idle) < self._keep:
-            self._idle.append(conn)
-        else:
-            conn.close()
+        self._give_back(conn)
         return rows
 
     def mapping(self, sql: str, params: tuple[Any, ...]) -> dict[Any, Any]:

@@ -52,7 +52,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the ledger")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return as_naive_utc(value)
 
     def process_result_value(
         self, value: str | datetime | None, dialect: Dialect
@@ -75,6 +75,15 @@ def as_utc(value: str | datetime | None) -> datetime | None:
         # (measured: 0.15 µs beside 2.2 µs; every state read converts some).
         return _UTC_EPOCH + (value - _NAIVE_EPOCH)
     return value.replace(tzinfo=UTC)
+
+
+def as_naive_utc(value: datetime) -> datetime:
+    """A time as stored: naive UTC (a naive ``value`` is taken as local time,
+    as ``astimezone`` does). By arithmetic, not ``astimezone(UTC).replace(
+    tzinfo=None)``: a quarter of the cost, and every write stores a time."""
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)
+    return _NAIVE_EPOCH + (value - _UTC_EPOCH)
 
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)

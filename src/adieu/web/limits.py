@@ -65,26 +65,32 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = limit_for(scope["path"])
-        declared = -1
-        framed = False  # a Content-Length or Transfer-Encoding: a body may follow
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                framed = True
-                if value.isdigit():  # (more digits than any limit has: over it)
-                    declared = int(value) if len(value) <= 18 else limit + 1
-                break
-            if name == b"transfer-encoding":
-                framed = True
-        if 0 <= declared <= limit or (not framed and scope.get("http_version") in _HTTP1):
-            # The server delivers no more than Content-Length, and in HTTP/1 a
-            # request with neither header has no body (RFC 9112 §6.3): nothing
-            # to count (most GETs, the landing page's among them).
-            await self.app(scope, receive, send)
-        elif declared > limit:
-            await self.app(scope, _refuse(limit, scope["path"]), send)
-        else:
-            await self.app(scope, _counted(receive, limit, scope["path"]), send)
+        await self.app(scope, limited(scope, receive), send)
+
+
+def limited(scope: Scope, receive: Receive) -> Receive:
+    """``receive`` with the limit of the request's door: as it is when the
+    body cannot exceed it, one that refuses at once a body declared larger,
+    or one that counts the bytes as they come (``TooLarge`` past the limit)."""
+    limit = limit_for(scope["path"])
+    declared = -1
+    framed = False  # a Content-Length or Transfer-Encoding: a body may follow
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            framed = True
+            if value.isdigit():  # (more digits than any limit has: over it)
+                declared = int(value) if len(value) <= 18 else limit + 1
+            break
+        if name == b"transfer-encoding":
+            framed = True
+    if 0 <= declared <= limit or (not framed and scope.get("http_version") in _HTTP1):
+        # The server delivers no more than Content-Length, and in HTTP/1 a
+        # request with neither header has no body (RFC 9112 §6.3): nothing
+        # to count (most GETs, the landing page's among them).
+        return receive
+    if declared > limit:
+        return _refuse(limit, scope["path"])
+    return _counted(receive, limit, scope["path"])
 
 
 def _refused(limit: int, path: str) -> TooLarge:

@@ -30,7 +30,8 @@ from adieu.metrics import route_of, timer
 from adieu.service import Adieu
 from adieu.web.commit import GroupCommit, from_link
 from adieu.web.errors import TooLarge, failure_of, report
-from adieu.web.forms import FORM_TYPE, MAX_FORM
+from adieu.web.forms import FORM_TYPE
+from adieu.web.limits import limited
 from adieu.web.render import Pages
 
 _PATH = re.compile(r"/u/([A-Za-z0-9_-]{1,1024})")
@@ -58,7 +59,6 @@ class OneClick:
         self.committer = committer
         self.pages = pages
         self.landing = landing
-        self.headers = headers
         self._html = [(b"content-type", b"text/html; charset=utf-8"), *headers]
         self._plain = [*_PLAIN, *headers]
 
@@ -95,24 +95,22 @@ class OneClick:
     async def post(self, scope: Scope, receive: Receive, send: Send, token: str) -> Receive | None:
         """Answers a one-click POST (None); for one of the pages' own forms,
         the receive the routes read its body from (from the start again)."""
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if value.isdigit() and (len(value) > 18 or int(value) > MAX_FORM):
-                    await self.too_large(scope, send)  # not read at all
-                    return None
-                break
         body, more = b"", True
         try:
+            # The pages' limit, as the layers inside would apply it.
+            reading = limited(scope, receive)
             while more:
-                message = await receive()
+                message = await reading()
                 if message["type"] != "http.request":
                     return None  # the client went away
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
-                if len(body) > MAX_FORM:
-                    raise TooLarge(MAX_FORM, form=True)
         except TooLarge:
-            await self.too_large(scope, send)
+            # No form of ours and no mail client sends this much: refused,
+            # unread past the limit, and nothing recorded.
+            locale = self.pages.locale_from(_header(scope, b"accept-language"))
+            text = gettext("This form could not be accepted. Nothing was changed.", locale)
+            await self.respond(send, 413, text)
             return None
         headers = dict(scope["headers"])
         kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -120,13 +118,6 @@ class OneClick:
             return _replay(body, more, receive)
         await self.one_click(token, headers, send)
         return None
-
-    async def too_large(self, scope: Scope, send: Send) -> None:
-        # No form of ours and no mail client sends this much: refused, unread
-        # (``web.limits``), and nothing recorded.
-        locale = self.pages.locale_from(_header(scope, b"accept-language"))
-        text = gettext("This form could not be accepted. Nothing was changed.", locale)
-        await self.respond(send, 413, text)
 
     async def one_click(self, token: str, headers: dict[bytes, bytes], send: Send) -> None:
         accept = headers.get(b"accept-language", b"").decode("latin-1")
